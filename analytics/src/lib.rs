@@ -1,0 +1,19 @@
+//! Judging events: rule loading and validation, the DataFusion rule engine, windows,
+//! deduplication and exceptions, and rule tests.
+//!
+//! This crate owns turning batches of the event tables into findings. It does not read logs
+//! (the ingest crate does) and does not serve HTTP (the api crate does).
+
+pub mod builtin;
+pub mod dedup;
+pub mod engine;
+pub mod error;
+pub mod matches;
+pub mod params;
+pub mod rules;
+pub mod testing;
+pub mod udf;
+
+pub use engine::{BatchOutcome, RuleConfig, RuleEngine};
+pub use error::{EngineError, RuleError};
+pub use rules::{LoadedRule, RulePack, RuleSource};

@@ -1,0 +1,578 @@
+//! Audit decoders: every shape of Kubernetes audit record, to rows of the `audit` table.
+//!
+//! One entry point, [`AuditDecoder::decode`], takes one framed record (a line, or a pretty-printed
+//! document) and recognises its shape by its fields: a native `audit.k8s.io` Event (v1, v1beta1,
+//! older partial shapes), an `EventList` or a JSON array of events, an AKS diagnostic record or
+//! Event Hub batch, a GKE Cloud Audit Logs entry, a CloudWatch Logs subscription envelope (EKS) or
+//! one exported CloudWatch event. Rows go into Arrow builders; `flush` yields a batch. Like
+//! arrow-json's decoder, it never owns the input source, so files, the tailer and a webhook body
+//! all feed it the same way.
+
+mod builder;
+mod event;
+mod facts;
+mod gke;
+pub mod redact;
+mod row;
+
+use std::borrow::Cow;
+
+use arrow::record_batch::RecordBatch;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+pub use builder::AuditBatchBuilder;
+pub use row::{AuditRow, ObjectFacts};
+
+use crate::error::DecodeError;
+use crate::time::parse_rfc3339_micros;
+use event::{Envelope, KnownAnnotations, is_null};
+
+/// Settings of an audit decoder.
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    /// Cluster name for records whose wrapper does not carry one.
+    pub cluster: Option<String>,
+    /// Events larger than this many bytes are refused as oversized.
+    pub max_event_bytes: usize,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            cluster: None,
+            max_event_bytes: 1 << 20,
+        }
+    }
+}
+
+/// What decoding one record produced.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RecordOutcome {
+    /// Events appended to the batch.
+    pub events: u64,
+    /// Records recognised as not being Kubernetes API events (cloud control-plane operations,
+    /// CloudWatch health checks, other AKS log categories).
+    pub skipped: u64,
+    /// Events that could not be decoded; a record holding many events may have several.
+    pub errors: Vec<DecodeError>,
+}
+
+/// Decodes audit records of any supported shape into rows of the `audit` table.
+pub struct AuditDecoder {
+    options: DecodeOptions,
+    builder: AuditBatchBuilder,
+}
+
+const MAX_NESTING: u8 = 4;
+
+impl AuditDecoder {
+    /// A decoder with these options.
+    pub fn new(options: DecodeOptions) -> Self {
+        AuditDecoder {
+            options,
+            builder: AuditBatchBuilder::new(),
+        }
+    }
+
+    /// Rows decoded and not yet flushed.
+    pub fn buffered_rows(&self) -> usize {
+        self.builder.len()
+    }
+
+    /// Decodes one framed record, appending its events to the current batch.
+    pub fn decode(&mut self, record: &[u8]) -> RecordOutcome {
+        let mut out = RecordOutcome::default();
+        let record = trim(strip_bom(record));
+        if record.is_empty() {
+            return out;
+        }
+        self.decode_value(record, None, 0, &mut out);
+        out
+    }
+
+    /// The rows decoded since the last flush, as a batch (`None` when there are none).
+    pub fn flush(&mut self) -> Result<Option<RecordBatch>, arrow::error::ArrowError> {
+        if self.builder.is_empty() {
+            return Ok(None);
+        }
+        self.builder.finish().map(Some)
+    }
+
+    fn decode_value(
+        &mut self,
+        bytes: &[u8],
+        cluster: Option<&str>,
+        depth: u8,
+        out: &mut RecordOutcome,
+    ) {
+        if depth > MAX_NESTING {
+            out.errors.push(DecodeError::NotAuditEvent(
+                "wrappers nested too deeply".into(),
+            ));
+            return;
+        }
+        if bytes.first() == Some(&b'[') {
+            match serde_json::from_slice::<Vec<&RawValue>>(bytes) {
+                Ok(items) => {
+                    for item in items {
+                        self.decode_value(item.get().as_bytes(), cluster, depth + 1, out);
+                    }
+                }
+                Err(e) => out.errors.push(e.into()),
+            }
+            return;
+        }
+        let env: Envelope<'_> = match serde_json::from_slice(bytes) {
+            Ok(env) => env,
+            Err(e) => {
+                out.errors.push(e.into());
+                return;
+            }
+        };
+        if let Err(e) = self.dispatch(env, bytes.len(), cluster, depth, out) {
+            out.errors.push(e);
+        }
+    }
+
+    /// Decodes a JSON string value that itself holds a JSON record (AKS `properties.log`,
+    /// CloudWatch `message`).
+    fn decode_embedded(
+        &mut self,
+        raw: &RawValue,
+        cluster: Option<&str>,
+        depth: u8,
+        out: &mut RecordOutcome,
+    ) {
+        let text = raw.get().trim_start();
+        if text.starts_with('"') {
+            match serde_json::from_str::<Cow<'_, str>>(text) {
+                Ok(inner) => {
+                    let inner = trim(strip_bom(inner.as_bytes()));
+                    if inner.first().is_some_and(|b| *b == b'{' || *b == b'[') {
+                        self.decode_value(inner, cluster, depth + 1, out);
+                    } else {
+                        out.errors.push(DecodeError::NotAuditEvent(
+                            "embedded message is not a JSON audit event".into(),
+                        ));
+                    }
+                }
+                Err(e) => out.errors.push(e.into()),
+            }
+        } else {
+            self.decode_value(text.as_bytes(), cluster, depth + 1, out);
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        env: Envelope<'_>,
+        size: usize,
+        cluster: Option<&str>,
+        depth: u8,
+        out: &mut RecordOutcome,
+    ) -> Result<(), DecodeError> {
+        // CloudWatch Logs subscription envelope (EKS control-plane logs).
+        if let Some(mt) = env.message_type.as_deref() {
+            if mt == "CONTROL_MESSAGE" {
+                out.skipped += 1;
+                return Ok(());
+            }
+            let events = env.log_events.ok_or_else(|| {
+                DecodeError::NotAuditEvent("CloudWatch envelope without logEvents".into())
+            })?;
+            let cluster = env
+                .log_group
+                .as_deref()
+                .and_then(eks_cluster_name)
+                .or(cluster);
+            let events: Vec<CloudWatchEvent<'_>> = serde_json::from_str(events.get())?;
+            for e in events {
+                if let Some(m) = e.message {
+                    self.decode_embedded(m, cluster, depth, out);
+                }
+            }
+            return Ok(());
+        }
+        // EventList (webhook body).
+        if let Some(items) = env.items {
+            let items: Vec<&RawValue> = serde_json::from_str(items.get())?;
+            for item in items {
+                self.decode_value(item.get().as_bytes(), cluster, depth + 1, out);
+            }
+            return Ok(());
+        }
+        // AKS Event Hub batch.
+        if let Some(records) = env.records {
+            let records: Vec<&RawValue> = serde_json::from_str(records.get())?;
+            for r in records {
+                self.decode_value(r.get().as_bytes(), cluster, depth + 1, out);
+            }
+            return Ok(());
+        }
+        // One AKS diagnostic record.
+        if let Some(props) = env.properties {
+            if env
+                .category
+                .as_deref()
+                .is_some_and(|cat| !cat.starts_with("kube-audit"))
+            {
+                out.skipped += 1;
+                return Ok(());
+            }
+            let props: AksProperties<'_> = serde_json::from_str(props.get())?;
+            let log = props.log.ok_or_else(|| {
+                DecodeError::NotAuditEvent("AKS record without properties.log".into())
+            })?;
+            let cluster = env
+                .resource_id
+                .as_deref()
+                .and_then(aks_cluster_name)
+                .or(cluster);
+            self.decode_embedded(log, cluster, depth, out);
+            return Ok(());
+        }
+        // GKE Cloud Audit Logs entry.
+        if let Some(payload) = env.proto_payload {
+            return self.gke_event(&env, payload, size, cluster, out);
+        }
+        let is_event = env.kind.as_deref() == Some("Event")
+            || (env.kind.is_none() && (env.audit_id.is_some() || env.verb.is_some()));
+        if !is_event {
+            // One exported CloudWatch event: {"timestamp":..,"message":"{...Event...}"}.
+            if let (None, Some(message)) = (env.kind.as_deref(), env.message) {
+                self.decode_embedded(message, cluster, depth, out);
+                return Ok(());
+            }
+            return Err(DecodeError::NotAuditEvent(match env.kind.as_deref() {
+                Some(kind) => format!("kind `{kind}` is not Event or EventList"),
+                None => "no kind, auditID or verb".into(),
+            }));
+        }
+        if size > self.options.max_event_bytes {
+            return Err(DecodeError::Oversized {
+                size,
+                limit: self.options.max_event_bytes,
+            });
+        }
+        let row = native_row(env, cluster.or(self.options.cluster.as_deref()))?;
+        self.builder.append(&row);
+        out.events += 1;
+        Ok(())
+    }
+}
+
+/// The row of a native Event. `cluster` is the wrapper's cluster, else the configured one.
+fn native_row<'a>(
+    env: Envelope<'a>,
+    cluster: Option<&'a str>,
+) -> Result<AuditRow<'a>, DecodeError> {
+    let stage_ts = env
+        .stage_timestamp
+        .as_deref()
+        .map(parse_rfc3339_micros)
+        .transpose()?;
+    let received_ts = env
+        .request_received_timestamp
+        .as_deref()
+        .map(parse_rfc3339_micros)
+        .transpose()?;
+    let legacy_ts = match env.timestamp {
+        Some(raw) if !is_null(raw) => Some(timestamp_value(raw)?),
+        _ => None,
+    };
+    let meta_ts = env
+        .metadata
+        .as_ref()
+        .and_then(|m| m.creation_timestamp.as_deref())
+        .map(parse_rfc3339_micros)
+        .transpose()?;
+    let ts = stage_ts
+        .or(received_ts)
+        .or(legacy_ts)
+        .or(meta_ts)
+        .ok_or_else(|| DecodeError::NotAuditEvent("event has no timestamp".into()))?;
+
+    let mut row = AuditRow {
+        cluster: cluster.map(Cow::Borrowed),
+        ts_micros: ts,
+        request_received_micros: received_ts.or(legacy_ts),
+        audit_id: env.audit_id,
+        stage: env.stage,
+        level: env.level,
+        verb: env.verb,
+        request_uri: env.request_uri,
+        source_ips: env.source_ips,
+        user_agent: env.user_agent,
+        ..Default::default()
+    };
+    if let Some(user) = env.user {
+        row.user_name = user.username;
+        row.user_groups = user.groups;
+    }
+    if let Some(user) = env.impersonated_user {
+        row.impersonated_user = user.username;
+        row.impersonated_groups = user.groups;
+    }
+    if let Some(obj) = env.object_ref {
+        row.resource = obj.resource;
+        row.subresource = obj.subresource;
+        row.namespace = obj.namespace;
+        row.name = obj.name;
+        row.api_group = obj.api_group;
+        row.api_version = obj.api_version;
+    }
+    if let Some(status) = env.response_status {
+        row.response_code = status.code;
+        row.response_reason = status.reason;
+        row.response_message = status.message;
+    }
+    if let Some(raw) = env.annotations.filter(|r| !is_null(r)) {
+        let known: KnownAnnotations<'_> = serde_json::from_str(raw.get()).unwrap_or_default();
+        row.decision = known.decision;
+        row.reason = known.reason;
+        row.pod_security_violations = known.pod_security_violations;
+        row.annotations = Some(Cow::Borrowed(raw.get()));
+    }
+    fill_objects(&mut row, env.request_object, env.response_object);
+    row.exec_command = exec_command(&row);
+    Ok(row)
+}
+
+impl AuditDecoder {
+    fn gke_event(
+        &mut self,
+        env: &Envelope<'_>,
+        payload: &RawValue,
+        size: usize,
+        cluster: Option<&str>,
+        out: &mut RecordOutcome,
+    ) -> Result<(), DecodeError> {
+        let p: gke::ProtoPayload<'_> = serde_json::from_str(payload.get())?;
+        if !gke::is_kubernetes_api(&p) {
+            out.skipped += 1;
+            return Ok(());
+        }
+        if size > self.options.max_event_bytes {
+            return Err(DecodeError::Oversized {
+                size,
+                limit: self.options.max_event_bytes,
+            });
+        }
+        let ts = match env.timestamp {
+            Some(raw) if !is_null(raw) => timestamp_value(raw)?,
+            _ => {
+                return Err(DecodeError::NotAuditEvent(
+                    "GKE entry has no timestamp".into(),
+                ));
+            }
+        };
+        let resource: gke::MonitoredResource<'_> = env
+            .resource
+            .map(|r| serde_json::from_str(r.get()))
+            .transpose()?
+            .unwrap_or_default();
+        let gke_cluster = resource
+            .labels
+            .as_ref()
+            .and_then(|l| l.cluster_name.as_deref());
+        let operation: gke::Operation<'_> = env
+            .operation
+            .map(|r| serde_json::from_str(r.get()))
+            .transpose()?
+            .unwrap_or_default();
+        let labels: KnownAnnotations<'_> = env
+            .labels
+            .map(|r| serde_json::from_str(r.get()))
+            .transpose()
+            .unwrap_or_default()
+            .unwrap_or_default();
+
+        let mut row = AuditRow {
+            cluster: gke_cluster
+                .or(cluster)
+                .or(self.options.cluster.as_deref())
+                .map(Cow::Borrowed),
+            ts_micros: ts,
+            request_received_micros: Some(ts),
+            audit_id: operation.id.or_else(|| env.insert_id.clone()),
+            stage: Some(Cow::Borrowed("ResponseComplete")),
+            level: Some(Cow::Borrowed(if p.request.is_some() {
+                "RequestResponse"
+            } else {
+                "Metadata"
+            })),
+            user_name: p
+                .authentication_info
+                .as_ref()
+                .and_then(|a| a.principal_email.clone()),
+            decision: labels.decision,
+            reason: labels.reason,
+            pod_security_violations: labels.pod_security_violations,
+            annotations: env.labels.map(|r| Cow::Borrowed(r.get())),
+            response_code: p
+                .status
+                .as_ref()
+                .map(|s| gke::http_status(s.code.unwrap_or(0)))
+                .or(Some(200)),
+            response_message: p
+                .status
+                .as_ref()
+                .and_then(|s| s.message.clone())
+                .map(Cow::Owned),
+            ..Default::default()
+        };
+        if let Some(meta) = &p.request_metadata {
+            row.source_ips = meta.caller_ip.clone().map(|ip| vec![ip]);
+            row.user_agent = meta.caller_supplied_user_agent.clone();
+        }
+        gke::fill_target(
+            p.method_name.as_deref(),
+            p.resource_name.as_deref(),
+            &mut row,
+        );
+        fill_objects(&mut row, p.request, p.response);
+        row.exec_command = exec_command(&row);
+        self.builder.append(&row);
+        out.events += 1;
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+struct CloudWatchEvent<'a> {
+    #[serde(borrow)]
+    message: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct AksProperties<'a> {
+    #[serde(borrow)]
+    log: Option<&'a RawValue>,
+}
+
+/// Keeps the request and response objects (redacted where they may hold secrets) and extracts
+/// the facts of the one that describes the object as written.
+fn fill_objects<'a>(
+    row: &mut AuditRow<'a>,
+    request: Option<&'a RawValue>,
+    response: Option<&'a RawValue>,
+) {
+    let request = request.filter(|r| !is_null(r)).map(RawValue::get);
+    let response = response.filter(|r| !is_null(r)).map(RawValue::get);
+    let resource = row.resource.as_deref().unwrap_or("");
+    let subresource = row.subresource.as_deref();
+    let writes = matches!(row.verb.as_deref(), Some("create" | "update" | "patch"));
+    if writes && facts::resource_has_facts(resource, subresource) {
+        // The request object is the object as the client wrote it; Metadata-level policies
+        // may keep only the response.
+        if let Some(obj) = request.or(response) {
+            row.facts = facts::extract(resource, subresource, obj);
+        }
+    }
+    if redact::needs_redaction(resource, subresource) {
+        row.request_object = request.and_then(|o| redact::redact(resource, o));
+        row.response_object = response.and_then(|o| redact::redact(resource, o));
+    } else {
+        row.request_object = request.map(Cow::Borrowed);
+        row.response_object = response.map(Cow::Borrowed);
+    }
+}
+
+/// The command of an exec request, from the `command` query parameters of its URI.
+fn exec_command(row: &AuditRow<'_>) -> Option<String> {
+    if row.subresource.as_deref() != Some("exec") {
+        return None;
+    }
+    let uri = row.request_uri.as_deref()?;
+    let query = uri.split_once('?')?.1;
+    let parts: Vec<String> = query
+        .split('&')
+        .filter_map(|kv| kv.strip_prefix("command="))
+        .map(percent_decode)
+        .collect();
+    if parts.is_empty() {
+        None
+    } else {
+        Some(parts.join(" "))
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A timestamp given as an RFC 3339 string or as epoch milliseconds.
+fn timestamp_value(raw: &RawValue) -> Result<i64, DecodeError> {
+    let text = raw.get().trim();
+    if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        return parse_rfc3339_micros(inner);
+    }
+    text.parse::<i64>()
+        .map(|ms| ms.saturating_mul(1000))
+        .map_err(|_| DecodeError::BadTimestamp(text.to_string()))
+}
+
+/// `/aws/eks/<name>/cluster` → `<name>`.
+fn eks_cluster_name(log_group: &str) -> Option<&str> {
+    let rest = log_group.strip_prefix("/aws/eks/")?;
+    let (name, tail) = rest.split_once('/')?;
+    (tail == "cluster" && !name.is_empty()).then_some(name)
+}
+
+/// `/SUBSCRIPTIONS/../MANAGEDCLUSTERS/<name>` → `<name>`.
+fn aks_cluster_name(resource_id: &str) -> Option<&str> {
+    let upper = resource_id.to_ascii_uppercase();
+    let idx = upper.find("/MANAGEDCLUSTERS/")? + "/MANAGEDCLUSTERS/".len();
+    let name = resource_id[idx..].split('/').next()?;
+    (!name.is_empty()).then_some(name)
+}
+
+fn strip_bom(b: &[u8]) -> &[u8] {
+    b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b)
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &b[start..end.max(start)]
+}
+
+#[cfg(test)]
+mod tests;

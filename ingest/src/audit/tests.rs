@@ -1,0 +1,144 @@
+use arrow::array::{Array, AsArray};
+
+use super::*;
+
+fn decode_one(json: &str) -> (RecordOutcome, Option<RecordBatch>) {
+    let mut d = AuditDecoder::new(DecodeOptions::default());
+    let out = d.decode(json.as_bytes());
+    (out, d.flush().unwrap())
+}
+
+fn text(batch: &RecordBatch, col: &str, row: usize) -> Option<String> {
+    let a = batch.column_by_name(col).unwrap().as_string::<i32>();
+    (!a.is_null(row)).then(|| a.value(row).to_string())
+}
+
+#[test]
+fn native_event_fills_the_typed_columns() {
+    let (out, batch) = decode_one(
+        r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Request","auditID":"a1","stage":"ResponseComplete",
+        "requestURI":"/api/v1/namespaces/prod/pods/web-0/exec?command=tar&command=cf&command=-&command=%2Fetc&container=app&stdout=true",
+        "verb":"create","user":{"username":"alice","groups":["dev","system:authenticated"]},
+        "impersonatedUser":{"username":"system:admin"},
+        "sourceIPs":["198.51.100.4","10.0.0.1"],"userAgent":"kubectl/v1.29.0",
+        "objectRef":{"resource":"pods","namespace":"prod","name":"web-0","apiVersion":"v1","subresource":"exec"},
+        "responseStatus":{"metadata":{},"code":101},
+        "requestReceivedTimestamp":"2024-05-01T10:00:00.000001Z","stageTimestamp":"2024-05-01T10:00:00.250000Z",
+        "annotations":{"authorization.k8s.io/decision":"allow","authorization.k8s.io/reason":"RBAC: allowed"}}"#,
+    );
+    assert_eq!(out.events, 1, "{out:?}");
+    let b = batch.unwrap();
+    assert_eq!(text(&b, "user_name", 0).as_deref(), Some("alice"));
+    assert_eq!(
+        text(&b, "impersonated_user", 0).as_deref(),
+        Some("system:admin")
+    );
+    assert_eq!(text(&b, "source_ip", 0).as_deref(), Some("198.51.100.4"));
+    assert_eq!(text(&b, "subresource", 0).as_deref(), Some("exec"));
+    assert_eq!(
+        text(&b, "exec_command", 0).as_deref(),
+        Some("tar cf - /etc")
+    );
+    assert_eq!(text(&b, "decision", 0).as_deref(), Some("allow"));
+    let code = b
+        .column_by_name("response_code")
+        .unwrap()
+        .as_primitive::<arrow::datatypes::Int32Type>();
+    assert_eq!(code.value(0), 101);
+    let ts = b
+        .column_by_name("ts")
+        .unwrap()
+        .as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+    assert_eq!(
+        ts.value(0),
+        1_714_557_600_250_000,
+        "event time is the stage timestamp"
+    );
+}
+
+#[test]
+fn wrong_types_and_non_events_are_errors_not_panics() {
+    for bad in [
+        r#"{"kind": 0}"#,
+        r#"{"verb": 5}"#,
+        r#"{}"#,
+        "[1,2",
+        r#"{"kind":"Pod"}"#,
+        r#"{"kind":"Event","verb":"get"}"#,
+    ] {
+        let (out, batch) = decode_one(bad);
+        assert_eq!(out.events, 0, "{bad}");
+        assert_eq!(out.errors.len(), 1, "{bad}: {out:?}");
+        assert!(batch.is_none());
+    }
+}
+
+#[test]
+fn oversized_event_is_refused_with_its_size() {
+    let mut d = AuditDecoder::new(DecodeOptions {
+        cluster: None,
+        max_event_bytes: 200,
+    });
+    let big = format!(
+        r#"{{"kind":"Event","auditID":"x","verb":"get","stageTimestamp":"2024-01-01T00:00:00Z","requestURI":"/{}"}}"#,
+        "a".repeat(300)
+    );
+    let out = d.decode(big.as_bytes());
+    assert!(
+        matches!(out.errors[..], [DecodeError::Oversized { limit: 200, .. }]),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn secret_values_never_reach_the_batch() {
+    let (out, batch) = decode_one(
+        r#"{"kind":"Event","level":"RequestResponse","auditID":"s1","stage":"ResponseComplete","verb":"create",
+        "requestURI":"/api/v1/namespaces/prod/secrets","user":{"username":"alice"},
+        "objectRef":{"resource":"secrets","namespace":"prod","name":"db"},
+        "requestObject":{"kind":"Secret","type":"Opaque","data":{"password":"aHVudGVyMg=="},"stringData":{"token":"plain-token"}},
+        "responseObject":{"kind":"Secret","type":"Opaque","data":{"password":"aHVudGVyMg=="}},
+        "stageTimestamp":"2024-05-01T10:00:00Z"}"#,
+    );
+    assert_eq!(out.events, 1);
+    let b = batch.unwrap();
+    let req = text(&b, "request_object", 0).unwrap();
+    let resp = text(&b, "response_object", 0).unwrap();
+    for s in [&req, &resp] {
+        assert!(
+            !s.contains("aHVudGVyMg") && !s.contains("plain-token"),
+            "{s}"
+        );
+        assert!(s.contains(redact::REDACTED));
+    }
+    assert_eq!(text(&b, "secret_type", 0).as_deref(), Some("Opaque"));
+}
+
+#[test]
+fn cluster_comes_from_the_wrapper_else_from_the_options() {
+    let mut d = AuditDecoder::new(DecodeOptions {
+        cluster: Some("lab".into()),
+        ..Default::default()
+    });
+    let event = r#"{\"kind\":\"Event\",\"auditID\":\"e\",\"verb\":\"get\",\"stageTimestamp\":\"2024-01-01T00:00:00Z\"}"#;
+    let cw = format!(
+        r#"{{"messageType":"DATA_MESSAGE","logGroup":"/aws/eks/prod-1/cluster","logEvents":[{{"message":"{event}"}}]}}"#
+    );
+    assert_eq!(d.decode(cw.as_bytes()).events, 1);
+    assert_eq!(d.decode(br#"{"kind":"Event","auditID":"f","verb":"get","stageTimestamp":"2024-01-01T00:00:00Z"}"#).events, 1);
+    let b = d.flush().unwrap().unwrap();
+    assert_eq!(text(&b, "cluster", 0).as_deref(), Some("prod-1"));
+    assert_eq!(text(&b, "cluster", 1).as_deref(), Some("lab"));
+}
+
+#[test]
+fn cluster_names_of_cloud_wrappers() {
+    assert_eq!(eks_cluster_name("/aws/eks/prod-1/cluster"), Some("prod-1"));
+    assert_eq!(eks_cluster_name("/aws/vpc/flowlogs"), None);
+    assert_eq!(
+        aks_cluster_name(
+            "/SUBSCRIPTIONS/X/RESOURCEGROUPS/RG/PROVIDERS/MICROSOFT.CONTAINERSERVICE/MANAGEDCLUSTERS/KUBETEST"
+        ),
+        Some("KUBETEST")
+    );
+}

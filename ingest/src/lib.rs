@@ -1,0 +1,18 @@
+//! Getting events into audithound: inputs, framing, decoders and batches.
+//!
+//! This crate owns reading bytes (files, directories, `.gz`, stdin; later the live tailer and
+//! the webhook body), cutting them into records (lines, or pretty-printed documents), decoding
+//! records of every supported format into Arrow batches of the event tables, and counting what
+//! could not be decoded. It does not evaluate rules or know about findings.
+
+pub mod audit;
+pub mod error;
+pub mod framing;
+pub mod input;
+pub mod reader;
+pub mod time;
+
+pub use audit::{AuditDecoder, DecodeOptions, RecordOutcome};
+pub use error::{DecodeError, InputError};
+pub use framing::{FramedRecord, Framer};
+pub use reader::{BadRecord, DecodedBatch, ReadOptions, ReadStats, read_audit_inputs};

@@ -1,0 +1,247 @@
+//! `audithound scan`: captured logs in, findings out.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use audithound_analytics::{RuleEngine, RulePack};
+use audithound_ingest::DecodeOptions;
+use audithound_ingest::input::expand_paths;
+use audithound_ingest::reader::{
+    BadRecord, DecodedBatch, ReadError, ReadOptions, read_audit_inputs,
+};
+use audithound_models::{Catalog, Finding, Severity};
+use clap::Args;
+
+use crate::Format;
+use crate::config::Config;
+use crate::output;
+
+/// Arguments of `audithound scan`.
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    /// Files, directories (every file under them), `.gz` files, or `-` for stdin.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<String>,
+    /// Extra rule directories or files; a rule with a built-in rule's id replaces it.
+    #[arg(long = "rules", value_name = "DIR")]
+    rules: Vec<PathBuf>,
+    /// Output format (default: table on a terminal, NDJSON otherwise).
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// Report only findings at or above this severity.
+    #[arg(long, value_name = "SEVERITY", default_value = "info")]
+    min_severity: Severity,
+    /// Cluster name for records that do not carry one.
+    #[arg(long, value_name = "NAME")]
+    cluster: Option<String>,
+    /// Configuration file (TOML).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Write every record that could not be decoded to this file (NDJSON with its position).
+    #[arg(long, value_name = "FILE")]
+    dead_letter: Option<PathBuf>,
+    /// Largest event accepted, in bytes (default 1 MiB).
+    #[arg(long, value_name = "BYTES")]
+    max_event_bytes: Option<usize>,
+    /// Decoding threads (default: the number of cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+}
+
+const SHOWN_BAD_RECORDS: usize = 5;
+const PROGRESS_MIN_BYTES: u64 = 32 << 20;
+
+/// Runs a scan and prints findings to stdout and a summary to stderr.
+pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let config = Config::load(args.config.as_deref())?;
+    let catalog = Catalog::embedded();
+    let dirs = crate::rule_dirs(&args.rules, &config);
+    let (pack, errors) = RulePack::load(&dirs, &catalog);
+    let (mut engine, compile_errors) =
+        RuleEngine::new(&pack, &config.rules).context("starting the rule engine")?;
+    let all_errors: Vec<String> = errors
+        .iter()
+        .chain(compile_errors.iter())
+        .map(ToString::to_string)
+        .collect();
+    if !all_errors.is_empty() {
+        for e in &all_errors {
+            eprintln!("audithound: rule error: {e}");
+        }
+        bail!(
+            "{} rule(s) could not be loaded; fix them or remove them from --rules",
+            all_errors.len()
+        );
+    }
+
+    let inputs = expand_paths(&args.paths)?;
+    let total_bytes: u64 = inputs.iter().filter_map(|i| i.size_hint()).sum();
+    let progress = progress_bar(total_bytes);
+    let mut options = ReadOptions {
+        decode: DecodeOptions {
+            cluster: args.cluster.clone().or(config.cluster.clone()),
+            max_event_bytes: args
+                .max_event_bytes
+                .or(config.max_event_bytes)
+                .unwrap_or(1 << 20),
+        },
+        ..ReadOptions::default()
+    };
+    if let Some(t) = args.threads {
+        options.workers = t.max(1);
+    }
+    let mut dead_letter = args
+        .dead_letter
+        .as_ref()
+        .map(|p| {
+            File::create(p)
+                .map(BufWriter::new)
+                .with_context(|| format!("cannot create `{}`", p.display()))
+        })
+        .transpose()?;
+
+    let mut findings: BTreeMap<String, Finding> = BTreeMap::new();
+    let mut shown_bad: Vec<BadRecord> = Vec::new();
+    let mut engine_errors = 0u64;
+    let on_progress = |bytes: u64| {
+        if let Some(p) = &progress {
+            p.set_position(bytes);
+        }
+    };
+    let stats = read_audit_inputs(
+        &inputs,
+        &options,
+        &on_progress,
+        |item| -> anyhow::Result<()> {
+            match item {
+                DecodedBatch::Batch(batch) => {
+                    let outcome = engine.process(&batch);
+                    for e in &outcome.errors {
+                        engine_errors += 1;
+                        tracing::error!("{e}");
+                    }
+                    for f in outcome.findings {
+                        findings.insert(f.id.clone(), f);
+                    }
+                }
+                DecodedBatch::Bad(bad) => {
+                    if let Some(w) = dead_letter.as_mut() {
+                        let line = serde_json::json!({
+                            "source": &*bad.source, "line": bad.line, "offset": bad.offset,
+                            "error": bad.error.to_string(), "excerpt": bad.excerpt,
+                        });
+                        writeln!(w, "{line}").context("writing the dead-letter file")?;
+                    }
+                    if shown_bad.len() < SHOWN_BAD_RECORDS {
+                        shown_bad.push(bad);
+                    }
+                }
+            }
+            Ok(())
+        },
+    );
+    if let Some(p) = &progress {
+        p.finish_and_clear();
+    }
+    let stats = match stats {
+        Ok(s) => s,
+        Err(ReadError::Input(e)) => return Err(e.into()),
+        Err(ReadError::Sink(e)) => return Err(e),
+    };
+    if let Some(mut w) = dead_letter {
+        w.flush().context("writing the dead-letter file")?;
+    }
+
+    let mut findings: Vec<Finding> = findings
+        .into_values()
+        .filter(|f| f.severity >= args.min_severity)
+        .collect();
+    findings.sort_by(|a, b| {
+        a.first_seen
+            .cmp(&b.first_seen)
+            .then_with(|| a.rule_id.cmp(&b.rule_id))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+
+    let stdout = std::io::stdout();
+    let format = args.format.unwrap_or(if stdout.is_terminal() {
+        Format::Table
+    } else {
+        Format::Ndjson
+    });
+    let mut out = BufWriter::new(stdout.lock());
+    output::write_findings(&mut out, &findings, format)?;
+    out.flush().context("writing findings")?;
+
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "audithound: {} events from {} input(s) ({:.1} MB) in {:.2}s with {} rules; {} malformed, {} skipped",
+        stats.events,
+        stats.inputs,
+        stats.bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64(),
+        engine.rule_count(),
+        stats.malformed,
+        stats.skipped,
+    );
+    if !stats.skipped_inputs.is_empty() {
+        let _ = writeln!(
+            err,
+            "  skipped {} input(s) that are not JSON logs: {}",
+            stats.skipped_inputs.len(),
+            stats.skipped_inputs.join(", ")
+        );
+    }
+    for bad in &shown_bad {
+        let _ = writeln!(
+            err,
+            "  malformed: {}:{}: {}",
+            bad.source, bad.line, bad.error
+        );
+    }
+    if stats.malformed as usize > shown_bad.len() {
+        let hint = if args.dead_letter.is_some() {
+            ""
+        } else {
+            " (use --dead-letter FILE to keep them all)"
+        };
+        let _ = writeln!(
+            err,
+            "  ... and {} more malformed{hint}",
+            stats.malformed as usize - shown_bad.len()
+        );
+    }
+    let _ = writeln!(
+        err,
+        "audithound: findings: {}",
+        output::severity_summary(&findings)
+    );
+    if engine_errors > 0 {
+        let _ = writeln!(
+            err,
+            "audithound: {engine_errors} rule evaluation(s) failed (see the log above)"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() || total < PROGRESS_MIN_BYTES {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    let style = indicatif::ProgressStyle::with_template(
+        "{spinner} scanning [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    Some(bar)
+}

@@ -1,0 +1,314 @@
+//! End-to-end tests of the `audithound` binary, run as a user would run it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_audithound"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("audithound runs")
+}
+
+fn findings(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"))
+        })
+        .collect()
+}
+
+/// Generates traffic with the fixture generator (python3) into `dir`.
+fn generate(dir: &Path, events: usize, attack: bool) -> (PathBuf, Vec<String>) {
+    let log = dir.join("audit.log");
+    let expected = dir.join("expected.json");
+    let mut cmd = Command::new("python3");
+    cmd.arg(root().join("fixtures/generator/generate_traffic.py"))
+        .args(["--events", &events.to_string(), "--output"])
+        .arg(&log)
+        .arg("--expected")
+        .arg(&expected);
+    if attack {
+        cmd.arg("--attack");
+    }
+    let status = cmd.status().expect("python3 runs the traffic generator");
+    assert!(status.success());
+    let expected: Vec<String> = std::fs::read_to_string(expected)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    (log, expected)
+}
+
+#[test]
+fn scan_of_the_bundled_fixtures_runs_and_prints_one_json_finding_a_line() {
+    let out = run(&["scan", root().join("fixtures").to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("events from"), "{stderr}");
+    assert!(stderr.contains("5 malformed"), "{stderr}");
+    assert!(
+        stderr.contains("malformed-mixed.log:2"),
+        "bad records are reported with file and line: {stderr}"
+    );
+    assert!(
+        stderr.contains("README.md"),
+        "files that are not JSON logs are named as skipped: {stderr}"
+    );
+    let expected =
+        std::fs::read_to_string(root().join("fixtures/attack/expected-rules.txt")).unwrap();
+    let rules: std::collections::BTreeSet<String> = findings(&out)
+        .iter()
+        .map(|f| f["rule_id"].as_str().unwrap().to_string())
+        .collect();
+    for rule in expected.lines() {
+        assert!(
+            rules.contains(rule),
+            "bundled intrusion step `{rule}` not found"
+        );
+    }
+    for f in findings(&out) {
+        for key in [
+            "id",
+            "rule_id",
+            "title",
+            "severity",
+            "techniques",
+            "time",
+            "user",
+            "source_ip",
+            "namespace",
+            "resource",
+            "name",
+            "verb",
+            "event_ids",
+            "count",
+            "first_seen",
+            "last_seen",
+            "explanation",
+        ] {
+            assert!(f.get(key).is_some(), "finding lacks `{key}`: {f}");
+        }
+        assert!(
+            f["techniques"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|t| t["id"].is_string() && t["framework"].is_string())
+        );
+        assert!(f["time"].as_str().unwrap().ends_with('Z'));
+    }
+}
+
+#[test]
+fn scan_finds_every_step_of_the_generated_intrusion_and_nothing_serious_in_routine_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, expected) = generate(dir.path(), 20_000, true);
+    let out = run(&["scan", log.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let found = findings(&out);
+    let rules: std::collections::BTreeSet<String> = found
+        .iter()
+        .map(|f| f["rule_id"].as_str().unwrap().to_string())
+        .collect();
+    for rule in &expected {
+        assert!(
+            rules.contains(rule),
+            "the intrusion step `{rule}` was not found; found {rules:?}"
+        );
+    }
+    let exec: Vec<_> = found
+        .iter()
+        .filter(|f| f["rule_id"] == "pod-exec")
+        .collect();
+    assert_eq!(exec.len(), 1, "three stages of one exec make one finding");
+    assert_eq!(exec[0]["count"], 1);
+
+    let quiet = tempfile::tempdir().unwrap();
+    let (log, _) = generate(quiet.path(), 20_000, false);
+    let out = run(&["scan", "--min-severity", "medium", log.to_str().unwrap()]);
+    assert!(out.status.success());
+    let noisy = findings(&out);
+    assert!(
+        noisy.is_empty(),
+        "routine traffic produced findings at medium or above: {noisy:#?}"
+    );
+}
+
+#[test]
+fn secrets_never_reach_the_output() {
+    let event = r#"{"kind":"Event","level":"RequestResponse","auditID":"s1","stage":"ResponseComplete","verb":"create","user":{"username":"mallory"},"sourceIPs":["198.51.100.7"],"userAgent":"curl/8.5.0","objectRef":{"resource":"secrets","namespace":"kube-system","name":"stolen"},"responseStatus":{"code":201},"requestObject":{"kind":"Secret","data":{"password":"aHVudGVyMg=="}},"responseObject":{"kind":"Secret","data":{"password":"aHVudGVyMg=="}},"stageTimestamp":"2024-05-01T10:00:00Z"}
+{"kind":"Event","level":"RequestResponse","auditID":"t1","stage":"ResponseComplete","verb":"create","user":{"username":"mallory"},"sourceIPs":["198.51.100.7"],"objectRef":{"resource":"serviceaccounts","namespace":"kube-system","name":"admin","subresource":"token"},"responseStatus":{"code":201},"responseObject":{"kind":"TokenRequest","status":{"token":"eyJhbGciOiJSUzI1NiJ9.very-secret"}},"stageTimestamp":"2024-05-01T10:00:01Z"}
+"#;
+    let mut child = bin()
+        .args(["scan", "--format", "json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(event.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("token-request-non-kubelet"), "{all}");
+    assert!(
+        !all.contains("aHVudGVyMg") && !all.contains("very-secret"),
+        "{all}"
+    );
+}
+
+#[test]
+fn scan_reads_gzip_and_directories_and_names_the_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log.gz");
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&path).unwrap(),
+        flate2::Compression::fast(),
+    );
+    gz.write_all(
+        &std::fs::read(root().join("fixtures/audit/eks/cloudwatch-subscription.jsonl")).unwrap(),
+    )
+    .unwrap();
+    gz.finish().unwrap();
+    let out = run(&[
+        "scan",
+        "--cluster",
+        "ignored-when-the-wrapper-names-it",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let found = findings(&out);
+    assert!(!found.is_empty());
+    assert!(
+        found.iter().all(|f| f["cluster"] == "prod-eks-1"),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn scan_of_a_missing_file_fails_with_a_clear_message() {
+    let out = run(&["scan", "/no/such/audit.log"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/no/such/audit.log"), "{stderr}");
+}
+
+#[test]
+fn a_broken_user_rule_stops_the_scan_with_its_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "id: bad\ntitle: t\nseverity: high\ntechniques: [T1609]\nsql: |\n  SELECT ts FROM audit WHERE no_such_column = 1\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "scan",
+        "--rules",
+        dir.path().to_str().unwrap(),
+        root()
+            .join("fixtures/audit/native/v1beta1.log")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.yaml:5") && stderr.contains("no_such_column"),
+        "{stderr}"
+    );
+
+    let out = run(&["rules", "validate", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("bad.yaml:5"));
+}
+
+#[test]
+fn user_rules_extend_and_override_the_pack_and_min_severity_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("coredns.yaml"),
+        "id: coredns-config-changed\ntitle: CoreDNS touched (site rule)\nseverity: low\ntechniques: [MS-TA9035]\nsql: |\n  SELECT ts, audit_id, user_name, namespace, name FROM audit WHERE resource = 'configmaps' AND name = 'coredns'\n",
+    )
+    .unwrap();
+    let log = root().join("fixtures/audit/native/v1beta1.log");
+    let out = run(&[
+        "scan",
+        "--rules",
+        dir.path().to_str().unwrap(),
+        log.to_str().unwrap(),
+    ]);
+    let found = findings(&out);
+    let f = found
+        .iter()
+        .find(|f| f["rule_id"] == "coredns-config-changed")
+        .expect("override ran");
+    assert_eq!(f["title"], "CoreDNS touched (site rule)");
+    assert_eq!(f["severity"], "low");
+    let out = run(&[
+        "scan",
+        "--min-severity",
+        "medium",
+        "--rules",
+        dir.path().to_str().unwrap(),
+        log.to_str().unwrap(),
+    ]);
+    assert!(
+        findings(&out)
+            .iter()
+            .all(|f| f["rule_id"] != "coredns-config-changed")
+    );
+}
+
+#[test]
+fn the_built_in_pack_passes_its_own_tests() {
+    let out = run(&["rules", "test"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(" 0 failed, 0 rule(s) without tests"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn rules_list_names_every_rule_with_its_techniques() {
+    let out = run(&["rules", "list", "--format", "json"]);
+    assert!(out.status.success());
+    let rules: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(rules.len() >= 36);
+    assert!(
+        rules
+            .iter()
+            .all(|r| !r["techniques"].as_array().unwrap().is_empty())
+    );
+}
