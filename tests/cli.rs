@@ -312,3 +312,41 @@ fn rules_list_names_every_rule_with_its_techniques() {
             .all(|r| !r["techniques"].as_array().unwrap().is_empty())
     );
 }
+
+#[test]
+fn config_file_sets_parameters_extends_exceptions_and_disables_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    std::fs::write(
+        &log,
+        r#"{"kind":"Event","auditID":"c1","stage":"ResponseComplete","verb":"create","user":{"username":"alice"},"sourceIPs":["10.0.0.9"],"objectRef":{"resource":"pods","namespace":"web","name":"tool"},"responseStatus":{"code":201},"requestObject":{"kind":"Pod","spec":{"containers":[{"name":"c","image":"docker.io/evil/miner:1.0"}]}},"stageTimestamp":"2024-05-01T10:00:00Z"}
+{"kind":"Event","auditID":"c2","stage":"ResponseComplete","verb":"create","user":{"username":"oncall@example.com"},"sourceIPs":["10.0.0.9"],"objectRef":{"resource":"pods","namespace":"web","name":"tool","subresource":"exec"},"responseStatus":{"code":101},"stageTimestamp":"2024-05-01T10:01:00Z"}
+"#,
+    )
+    .unwrap();
+    let rules_of = |config: Option<&str>| -> Vec<String> {
+        let mut args = vec!["scan".to_string(), log.to_str().unwrap().to_string()];
+        if let Some(text) = config {
+            let path = dir.path().join("audithound.toml");
+            std::fs::write(&path, text).unwrap();
+            args.extend(["--config".to_string(), path.to_str().unwrap().to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        findings(&out).iter().map(|f| f["rule_id"].as_str().unwrap().to_string()).collect()
+    };
+    let default = rules_of(None);
+    assert!(default.contains(&"pod-exec".to_string()));
+    assert!(!default.contains(&"image-registry-not-allowed".to_string()), "quiet while unconfigured");
+
+    let configured = rules_of(Some(
+        "[rules]\ndisabled = [\"image-unpinned\"]\n[rules.params]\nallowed_registries = [\"registry.corp.example\"]\n[rules.exceptions.pod-exec]\nallowed_users = [\"oncall@*\"]\n",
+    ));
+    assert!(configured.contains(&"image-registry-not-allowed".to_string()), "{configured:?}");
+    assert!(!configured.contains(&"pod-exec".to_string()), "the exception covers the on-call engineer");
+
+    let out = run(&["scan", "--config", "/no/such.toml", log.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such.toml"));
+}

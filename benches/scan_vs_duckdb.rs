@@ -1,0 +1,306 @@
+//! Benchmark: `audithound scan` against DuckDB on the same generated audit log.
+//!
+//! Run with `cargo bench --bench scan_vs_duckdb` (release build). It generates a 200,000-event
+//! log with `fixtures/generator/generate_traffic.py` (cached under the target directory), then
+//! measures in one run, on this machine:
+//!
+//! - the floor: a bare serde parse of every line (`IgnoredAny`), one thread;
+//! - audithound's decode alone (every line to Arrow rows, on all cores), in process;
+//! - `audithound scan` with the whole built-in pack, as a subprocess (wall time, peak RSS);
+//! - DuckDB (Python package) loading the same file with its JSON reader and running ten
+//!   comparable detection queries;
+//! - peak memory of `scan` over the 200k-event file and over a ~2 GB file (the same log repeated).
+//!
+//! Figures are printed as a Markdown table with ratios to DuckDB's time, and written to
+//! `<target>/bench/scan_vs_duckdb.md`. Set `BENCH_EVENTS` to change the size and `BENCH_SKIP_2GB=1`
+//! to skip the memory run over 2 GB.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use audithound_ingest::input::InputSource;
+use audithound_ingest::reader::{DecodedBatch, ReadOptions, read_audit_inputs};
+
+const DUCKDB_SCRIPT: &str = r#"
+import sys, time
+import duckdb
+path = sys.argv[1]
+con = duckdb.connect()
+con.execute("SET threads TO 2")
+t0 = time.perf_counter()
+con.execute(f"""
+CREATE TABLE audit AS SELECT * FROM read_json('{path}', format='newline_delimited', maximum_object_size=16777216,
+  columns={{'auditID':'VARCHAR','stage':'VARCHAR','verb':'VARCHAR','requestURI':'VARCHAR',
+   'user':'STRUCT(username VARCHAR, groups VARCHAR[])','impersonatedUser':'STRUCT(username VARCHAR, groups VARCHAR[])',
+   'sourceIPs':'VARCHAR[]','userAgent':'VARCHAR',
+   'objectRef':'STRUCT(resource VARCHAR, namespace VARCHAR, name VARCHAR, subresource VARCHAR, apiGroup VARCHAR)',
+   'responseStatus':'STRUCT(code INTEGER)','requestObject':'JSON','stageTimestamp':'TIMESTAMP',
+   'annotations':'MAP(VARCHAR, VARCHAR)'}})
+""")
+not_system = "NOT (user.username LIKE 'system:%' AND user.username NOT LIKE 'system:serviceaccount:%' AND user.username <> 'system:anonymous') AND user.username NOT LIKE 'system:serviceaccount:kube-system:%'"
+queries = [
+ f"SELECT auditID FROM audit WHERE objectRef.resource='pods' AND objectRef.subresource IN ('exec','attach') AND responseStatus.code < 400 AND {not_system}",
+ f"SELECT auditID FROM audit WHERE verb IN ('create','update','patch') AND objectRef.resource IN ('pods','deployments','daemonsets','statefulsets','jobs','cronjobs') AND (requestObject->>'$.spec.containers[0].securityContext.privileged' = 'true' OR requestObject->>'$.spec.template.spec.containers[0].securityContext.privileged' = 'true') AND {not_system}",
+ f"SELECT auditID FROM audit WHERE verb IN ('create','update','patch') AND objectRef.resource IN ('pods','deployments','daemonsets') AND (requestObject->>'$.spec.volumes[0].hostPath.path' = '/' OR requestObject->>'$.spec.hostPID' = 'true') AND {not_system}",
+ "SELECT auditID FROM audit WHERE objectRef.resource IN ('clusterrolebindings','rolebindings') AND verb IN ('create','update','patch') AND requestObject->>'$.roleRef.name' = 'cluster-admin'",
+ f"SELECT auditID FROM audit WHERE objectRef.resource='secrets' AND verb='list' AND responseStatus.code < 400 AND {not_system}",
+ "SELECT user.username, time_bucket(INTERVAL 5 MINUTE, stageTimestamp) b, count(*) FROM audit WHERE responseStatus.code IN (401,403) GROUP BY 1, 2 HAVING count(*) >= 10",
+ "SELECT auditID FROM audit WHERE user.username='system:anonymous' AND responseStatus.code < 400 AND NOT regexp_matches(requestURI, '^/(healthz|livez|readyz|version)')",
+ "SELECT auditID FROM audit WHERE user.username LIKE 'system:serviceaccount:%' AND NOT (sourceIPs[1] LIKE '10.%' OR sourceIPs[1] LIKE '192.168.%' OR sourceIPs[1] LIKE '172.1_.%' OR sourceIPs[1] LIKE '172.2_.%' OR sourceIPs[1] LIKE '172.3_.%')",
+ f"SELECT auditID FROM audit WHERE objectRef.resource='events' AND verb IN ('delete','deletecollection') AND {not_system}",
+ "SELECT auditID FROM audit WHERE objectRef.resource IN ('roles','clusterroles') AND verb IN ('create','update','patch') AND requestObject::VARCHAR LIKE '%\"*\"%'",
+]
+hits = [len(con.execute(q).fetchall()) for q in queries]
+elapsed = time.perf_counter() - t0
+print(f"{elapsed:.6f} {duckdb.__version__} {sum(hits)}")
+"#;
+
+struct Measure {
+    seconds: f64,
+    peak_rss_mib: Option<f64>,
+}
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let dir = target.join("bench");
+    std::fs::create_dir_all(&dir).expect("bench directory");
+    let events: usize = std::env::var("BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let log = dir.join(format!("audit-{events}.log"));
+    if !log.exists() {
+        eprintln!("generating {events} events into {}", log.display());
+        let status = Command::new("python3")
+            .arg(root.join("fixtures/generator/generate_traffic.py"))
+            .args([
+                "--events",
+                &events.to_string(),
+                "--attack",
+                "--rate",
+                "60",
+                "--output",
+            ])
+            .arg(&log)
+            .status()
+            .expect("python3 runs the generator");
+        assert!(status.success());
+    }
+    let size = std::fs::metadata(&log).expect("log").len();
+    let lines = BufReader::new(File::open(&log).expect("log"))
+        .lines()
+        .count();
+    let audithound = PathBuf::from(env!("CARGO_BIN_EXE_audithound"));
+
+    // Warm the page cache so every contender reads from memory.
+    let _ = std::fs::read(&log);
+
+    let parse = best_of(3, || bare_parse(&log));
+    let decode = best_of(3, || decode_only(&log));
+    let scan = best_of_measured(3, || run_scan(&audithound, &log));
+    let duck = duckdb(&dir, &log);
+
+    let mut rows = vec![
+        (
+            "bare serde parse of every line (1 thread, floor)".to_string(),
+            parse,
+            None,
+        ),
+        (
+            "audithound decode to Arrow (all cores)".to_string(),
+            decode,
+            None,
+        ),
+        (
+            "audithound scan, whole built-in pack".to_string(),
+            scan.seconds,
+            scan.peak_rss_mib,
+        ),
+    ];
+    let duck_seconds = match &duck {
+        Ok((s, version)) => {
+            rows.push((
+                format!("DuckDB {version}: load JSON + 10 detection queries (2 threads)"),
+                *s,
+                None,
+            ));
+            Some(*s)
+        }
+        Err(e) => {
+            eprintln!("DuckDB not measured: {e}");
+            None
+        }
+    };
+
+    let mut report = String::new();
+    report.push_str(&format!(
+        "Input: {lines} events, {:.0} MB (generated, Metadata and RequestResponse mixed). Best of 3 runs (DuckDB: best of 3).\n\n",
+        size as f64 / 1e6
+    ));
+    report.push_str(
+        "| what | time (s) | vs DuckDB | vs bare parse | peak RSS (MiB) |\n|---|---|---|---|---|\n",
+    );
+    for (name, secs, rss) in &rows {
+        let vs_duck = duck_seconds.map_or("-".to_string(), |d| format!("{:.2}×", secs / d));
+        report.push_str(&format!(
+            "| {name} | {secs:.3} | {vs_duck} | {:.2}× | {} |\n",
+            secs / parse,
+            rss.map_or("-".into(), |r| format!("{r:.0}"))
+        ));
+    }
+
+    if std::env::var("BENCH_SKIP_2GB").is_err() {
+        let big = dir.join("audit-2gb.log");
+        if !big.exists() {
+            let mut out = File::create(&big).expect("2 GB file");
+            let bytes = std::fs::read(&log).expect("log");
+            let copies = (2_000_000_000 / bytes.len().max(1)).max(1);
+            for _ in 0..copies {
+                out.write_all(&bytes).expect("write");
+            }
+        }
+        let big_size = std::fs::metadata(&big).expect("2 GB file").len();
+        let m = run_scan(&audithound, &big);
+        report.push_str(&format!(
+            "\nMemory with input size: scan of {:.0} MB peaked at {} MiB; scan of {:.1} GB peaked at {} MiB ({:.1} s).\n",
+            size as f64 / 1e6,
+            scan.peak_rss_mib.map_or("?".into(), |r| format!("{r:.0}")),
+            big_size as f64 / 1e9,
+            m.peak_rss_mib.map_or("?".into(), |r| format!("{r:.0}")),
+            m.seconds
+        ));
+    }
+    println!("{report}");
+    std::fs::write(dir.join("scan_vs_duckdb.md"), &report).expect("report");
+}
+
+fn best_of(n: usize, mut f: impl FnMut() -> f64) -> f64 {
+    (0..n).map(|_| f()).fold(f64::INFINITY, f64::min)
+}
+
+fn best_of_measured(n: usize, mut f: impl FnMut() -> Measure) -> Measure {
+    let mut best: Option<Measure> = None;
+    for _ in 0..n {
+        let m = f();
+        if best.as_ref().is_none_or(|b| m.seconds < b.seconds) {
+            best = Some(m);
+        }
+    }
+    best.expect("at least one run")
+}
+
+fn bare_parse(path: &Path) -> f64 {
+    let start = Instant::now();
+    let reader = BufReader::with_capacity(1 << 20, File::open(path).expect("log"));
+    let mut ok = 0usize;
+    for line in reader.split(b'\n') {
+        let line = line.expect("read");
+        if serde_json::from_slice::<serde::de::IgnoredAny>(&line).is_ok() {
+            ok += 1;
+        }
+    }
+    std::hint::black_box(ok);
+    start.elapsed().as_secs_f64()
+}
+
+fn decode_only(path: &Path) -> f64 {
+    let start = Instant::now();
+    let mut rows = 0usize;
+    read_audit_inputs(
+        &[InputSource::File(path.to_path_buf())],
+        &ReadOptions::default(),
+        &|_| {},
+        |item| {
+            if let DecodedBatch::Batch(b) = item {
+                rows += b.num_rows();
+            }
+            Ok::<_, ()>(())
+        },
+    )
+    .expect("decode");
+    std::hint::black_box(rows);
+    start.elapsed().as_secs_f64()
+}
+
+// The child is reaped by `wait4` (which also reports its peak memory), not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
+fn run_scan(bin: &Path, path: &Path) -> Measure {
+    let start = Instant::now();
+    let child = Command::new(bin)
+        .args(["scan", "--format", "ndjson"])
+        .arg(path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("audithound runs");
+    let (status, rss) = wait_with_rusage(child.id() as i32);
+    let seconds = start.elapsed().as_secs_f64();
+    assert!(status == 0, "scan failed with status {status}");
+    Measure {
+        seconds,
+        peak_rss_mib: rss,
+    }
+}
+
+/// Waits for a child and returns its exit status and peak resident set size (MiB).
+fn wait_with_rusage(pid: i32) -> (i32, Option<f64>) {
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 writes into the two out-parameters we own.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if r < 0 {
+        return (-1, None);
+    }
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    (code, Some(usage.ru_maxrss as f64 / 1024.0))
+}
+
+fn duckdb(dir: &Path, log: &Path) -> Result<(f64, String), String> {
+    let check = Command::new("python3")
+        .args(["-c", "import duckdb"])
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !check.success() {
+        eprintln!("installing the duckdb Python package");
+        let st = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "duckdb"])
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !st.success() {
+            return Err("pip install duckdb failed".into());
+        }
+    }
+    let script = dir.join("duckdb_bench.py");
+    std::fs::write(&script, DUCKDB_SCRIPT).map_err(|e| e.to_string())?;
+    let mut best = f64::INFINITY;
+    let mut version = String::new();
+    for _ in 0..3 {
+        let out = Command::new("python3")
+            .arg(&script)
+            .arg(log)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut parts = text.split_whitespace();
+        let secs: f64 = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .ok_or("no timing from DuckDB")?;
+        version = parts.next().unwrap_or("?").to_string();
+        best = best.min(secs);
+    }
+    Ok((best, version))
+}
