@@ -7,8 +7,20 @@ pub const BUILTIN_RULES: &[(&str, &str)] = &[
         include_str!("../rules/admission-webhook-changed.yaml"),
     ),
     (
+        "allow-privilege-escalation.yaml",
+        include_str!("../rules/allow-privilege-escalation.yaml"),
+    ),
+    (
+        "alpha-api-request.yaml",
+        include_str!("../rules/alpha-api-request.yaml"),
+    ),
+    (
         "anonymous-request-allowed.yaml",
         include_str!("../rules/anonymous-request-allowed.yaml"),
+    ),
+    (
+        "apparmor-unconfined.yaml",
+        include_str!("../rules/apparmor-unconfined.yaml"),
     ),
     (
         "auth-failure-burst.yaml",
@@ -67,12 +79,29 @@ pub const BUILTIN_RULES: &[(&str, &str)] = &[
         include_str!("../rules/impersonation-privileged.yaml"),
     ),
     (
+        "ingress-without-tls.yaml",
+        include_str!("../rules/ingress-without-tls.yaml"),
+    ),
+    ("kubectl-cp.yaml", include_str!("../rules/kubectl-cp.yaml")),
+    (
         "kubelet-proxy.yaml",
         include_str!("../rules/kubelet-proxy.yaml"),
     ),
     (
+        "legacy-sa-token-secret.yaml",
+        include_str!("../rules/legacy-sa-token-secret.yaml"),
+    ),
+    (
         "mass-deletion.yaml",
         include_str!("../rules/mass-deletion.yaml"),
+    ),
+    (
+        "networkpolicy-all-removed.yaml",
+        include_str!("../rules/networkpolicy-all-removed.yaml"),
+    ),
+    (
+        "networkpolicy-deleted.yaml",
+        include_str!("../rules/networkpolicy-deleted.yaml"),
     ),
     (
         "offensive-tool-user-agent.yaml",
@@ -96,6 +125,10 @@ pub const BUILTIN_RULES: &[(&str, &str)] = &[
         include_str!("../rules/privileged-container.yaml"),
     ),
     (
+        "psa-labels-weakened.yaml",
+        include_str!("../rules/psa-labels-weakened.yaml"),
+    ),
+    (
         "role-escalation-verbs.yaml",
         include_str!("../rules/role-escalation-verbs.yaml"),
     ),
@@ -108,8 +141,24 @@ pub const BUILTIN_RULES: &[(&str, &str)] = &[
         include_str!("../rules/role-wildcard.yaml"),
     ),
     (
+        "run-as-root.yaml",
+        include_str!("../rules/run-as-root.yaml"),
+    ),
+    (
+        "runtimeclass-changed.yaml",
+        include_str!("../rules/runtimeclass-changed.yaml"),
+    ),
+    (
         "sa-token-external-ip.yaml",
         include_str!("../rules/sa-token-external-ip.yaml"),
+    ),
+    (
+        "sandbox-runtime-required.yaml",
+        include_str!("../rules/sandbox-runtime-required.yaml"),
+    ),
+    (
+        "seccomp-unconfined.yaml",
+        include_str!("../rules/seccomp-unconfined.yaml"),
     ),
     (
         "secrets-across-namespaces.yaml",
@@ -136,6 +185,10 @@ pub const BUILTIN_RULES: &[(&str, &str)] = &[
         include_str!("../rules/system-role-modified.yaml"),
     ),
     (
+        "token-request-long-expiry.yaml",
+        include_str!("../rules/token-request-long-expiry.yaml"),
+    ),
+    (
         "token-request-non-kubelet.yaml",
         include_str!("../rules/token-request-non-kubelet.yaml"),
     ),
@@ -143,8 +196,15 @@ pub const BUILTIN_RULES: &[(&str, &str)] = &[
         "workload-in-system-namespace.yaml",
         include_str!("../rules/workload-in-system-namespace.yaml"),
     ),
+    (
+        "workload-missing-labels.yaml",
+        include_str!("../rules/workload-missing-labels.yaml"),
+    ),
+    (
+        "writable-root-filesystem.yaml",
+        include_str!("../rules/writable-root-filesystem.yaml"),
+    ),
 ];
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -111,7 +111,7 @@ impl Deduplicator {
             id,
             rule_id: rule.rule_id.clone(),
             title: rule.title.clone(),
-            severity: rule.severity,
+            severity: row_severity(rule, m),
             techniques: rule.techniques.clone(),
             time: m.first_seen,
             cluster,
@@ -174,6 +174,7 @@ fn merge(open: &mut Open, rule: &RuleIdentity, m: &Match, ids: &[String]) {
     } else {
         f.count + new_ids
     };
+    f.severity = f.severity.max(row_severity(rule, m));
     f.first_seen = f.first_seen.min(m.first_seen);
     f.last_seen = f.last_seen.max(m.last_seen);
     if rule.windowed {
@@ -203,6 +204,14 @@ fn incident_key(rule: &RuleIdentity, m: &Match) -> (String, bool) {
     (parts.join("\u{1f}"), true)
 }
 
+/// The rule's severity, or the row's own `severity` column when the query sets one (rules that
+/// raise severity for restricted namespaces, say).
+fn row_severity(rule: &RuleIdentity, m: &Match) -> Severity {
+    m.text("severity")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(rule.severity)
+}
+
 fn bucket_of(t: DateTime<Utc>, period: Duration) -> i64 {
     let p = (period.as_micros() as i64).max(1);
     t.timestamp_micros().div_euclid(p)
@@ -213,7 +222,8 @@ fn chrono_duration(d: Duration) -> chrono::Duration {
 }
 
 fn evidence(m: &Match) -> BTreeMap<String, Value> {
-    const FIELDS: [&str; 14] = [
+    const FIELDS: [&str; 15] = [
+        "severity",
         "ts",
         "first_seen",
         "last_seen",

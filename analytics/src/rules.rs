@@ -354,6 +354,6 @@ mod tests {
     fn the_builtin_pack_parses() {
         let (pack, errors) = RulePack::assemble(&builtin_sources(), &Catalog::embedded());
         assert!(errors.is_empty(), "{errors:#?}");
-        assert!(pack.len() >= 36, "{} rules", pack.len());
+        assert!(pack.len() >= 50, "{} rules", pack.len());
     }
 }

@@ -6,7 +6,14 @@
 //! - `image_is_pinned(image)`: whether the reference names a digest or a tag other than `latest`.
 //! - `list_any_prefix(list, prefix, ...)`: whether any element of a string list starts with any
 //!   of the prefixes (e.g. sensitive hostPath mounts).
-//! - `json_get(json_text, 'a.b.0.c')`: the value at a dotted path of a JSON text column, as text.
+//! - `json_get(json_text, 'a.b.0.c')`: the value at a dotted path of a JSON text column, as text;
+//!   with more than one key argument, each argument is one key, dots included
+//!   (`json_get(request_object, 'metadata', 'labels', 'app.kubernetes.io/name')`).
+//! - `json_key(json_text, key)`: the value of one top-level key (dots are part of the key).
+//! - `json_key_is_null(json_text, key)`: whether the key is present with the value `null` (a merge
+//!   patch removing it).
+//! - `json_missing_keys(json_text, key, ...)`: the keys absent from a JSON object (NULL when no
+//!   key is given).
 //! - `shannon_entropy(text)`: bits per character, for random-looking names.
 //! - `is_system_principal(user)`: whether a user name is a control-plane component doing its job
 //!   (kubelets, controllers, scheduler, kube-system service accounts, cloud-managed components).
@@ -47,6 +54,9 @@ pub fn register_all(ctx: &SessionContext) {
         Func::ImagesOutside,
         Func::UnpinnedImages,
         Func::GrantsAny,
+        Func::JsonKey,
+        Func::JsonKeyIsNull,
+        Func::JsonMissingKeys,
     ] {
         ctx.register_udf(ScalarUDF::new_from_impl(AuditFunction::new(f)));
     }
@@ -65,6 +75,9 @@ enum Func {
     ImagesOutside,
     UnpinnedImages,
     GrantsAny,
+    JsonKey,
+    JsonKeyIsNull,
+    JsonMissingKeys,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -96,6 +109,9 @@ impl ScalarUDFImpl for AuditFunction {
             Func::ImagesOutside => "images_outside",
             Func::UnpinnedImages => "unpinned_images",
             Func::GrantsAny => "grants_any",
+            Func::JsonKey => "json_key",
+            Func::JsonKeyIsNull => "json_key_is_null",
+            Func::JsonMissingKeys => "json_missing_keys",
         }
     }
 
@@ -108,7 +124,9 @@ impl ScalarUDFImpl for AuditFunction {
             Func::IpInCidrs | Func::ListAnyPrefix | Func::ImagesOutside | Func::GrantsAny => {
                 (2, usize::MAX)
             }
-            Func::JsonGet => (2, 2),
+            Func::JsonGet => (2, usize::MAX),
+            Func::JsonKey | Func::JsonKeyIsNull => (2, 2),
+            Func::JsonMissingKeys => (2, usize::MAX),
             _ => (1, 1),
         };
         if args.len() < min || args.len() > max {
@@ -129,12 +147,17 @@ impl ScalarUDFImpl for AuditFunction {
             | Func::ListAnyPrefix
             | Func::IsSystemPrincipal
             | Func::IsInteractiveClient
-            | Func::GrantsAny => DataType::Boolean,
-            Func::ImageRegistry | Func::JsonGet => DataType::Utf8,
+            | Func::GrantsAny
+            | Func::JsonKeyIsNull => DataType::Boolean,
+            Func::ImageRegistry | Func::JsonGet | Func::JsonKey => DataType::Utf8,
             Func::ShannonEntropy => DataType::Float64,
-            Func::ImagesOutside | Func::UnpinnedImages => DataType::List(Arc::new(
-                datafusion::arrow::datatypes::Field::new("item", DataType::Utf8, true),
-            )),
+            Func::ImagesOutside | Func::UnpinnedImages | Func::JsonMissingKeys => {
+                DataType::List(Arc::new(datafusion::arrow::datatypes::Field::new(
+                    "item",
+                    DataType::Utf8,
+                    true,
+                )))
+            }
         })
     }
 
@@ -153,6 +176,42 @@ impl ScalarUDFImpl for AuditFunction {
             }),
             Func::ListAnyPrefix => list_any_prefix(&args.args, rows),
             Func::JsonGet => json_get(&args.args, rows),
+            Func::JsonKey => {
+                let Some(key) = scalar_strings(&args.args[1..])? else {
+                    return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
+                };
+                map_text(
+                    &args.args[0],
+                    rows,
+                    |text, b: &mut StringBuilder| match top_level(text)
+                        .and_then(|m| m.get(&key[0]).cloned())
+                    {
+                        Some(serde_json::Value::String(s)) => b.append_value(s),
+                        Some(serde_json::Value::Null) | None => b.append_null(),
+                        Some(other) => b.append_value(other.to_string()),
+                    },
+                )
+            }
+            Func::JsonKeyIsNull => {
+                let Some(key) = scalar_strings(&args.args[1..])? else {
+                    return Ok(ColumnarValue::Scalar(ScalarValue::Boolean(None)));
+                };
+                map_text(&args.args[0], rows, |text, b: &mut BooleanBuilder| {
+                    b.append_value(
+                        top_level(text).is_some_and(|m| {
+                            m.get(&key[0]).is_some_and(serde_json::Value::is_null)
+                        }),
+                    )
+                })
+            }
+            Func::JsonMissingKeys => {
+                let Some(keys) = scalar_strings(&args.args[1..])? else {
+                    return Ok(ColumnarValue::Scalar(ScalarValue::try_from(
+                        args.return_field.data_type(),
+                    )?));
+                };
+                missing_keys(&args.args[0], rows, &keys)
+            }
             Func::IsSystemPrincipal => {
                 map_text(&args.args[0], rows, |s, b: &mut BooleanBuilder| {
                     b.append_value(is_system_principal(s))
@@ -505,15 +564,49 @@ fn path_has_prefix(value: &str, prefix: &str) -> bool {
     v == prefix || (v.starts_with(prefix) && v.as_bytes().get(prefix.len()) == Some(&b'/'))
 }
 
+fn top_level(text: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::from_str::<serde_json::Value>(text).ok()? {
+        serde_json::Value::Object(m) => Some(m),
+        _ => None,
+    }
+}
+
+fn missing_keys(arg: &ColumnarValue, rows: usize, keys: &[String]) -> Result<ColumnarValue> {
+    use datafusion::arrow::array::ListBuilder;
+    let strings = as_strings(arg, rows)?;
+    let mut b = ListBuilder::new(StringBuilder::new());
+    for i in 0..strings.len() {
+        let present = if strings.is_null(i) {
+            None
+        } else {
+            top_level(strings.value(i))
+        };
+        for k in keys {
+            if !present
+                .as_ref()
+                .is_some_and(|m| m.get(k).is_some_and(|v| !v.is_null()))
+            {
+                b.values().append_value(k);
+            }
+        }
+        b.append(true);
+    }
+    Ok(ColumnarValue::Array(Arc::new(b.finish())))
+}
+
 fn json_get(args: &[ColumnarValue], rows: usize) -> Result<ColumnarValue> {
     let Some(path) = scalar_strings(&args[1..])? else {
         return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
     };
-    let segments: Vec<String> = path[0]
-        .trim_start_matches("$.")
-        .split('.')
-        .map(String::from)
-        .collect();
+    let segments: Vec<String> = if path.len() > 1 {
+        path.iter().filter(|p| !p.is_empty()).cloned().collect()
+    } else {
+        path[0]
+            .trim_start_matches("$.")
+            .split('.')
+            .map(String::from)
+            .collect()
+    };
     map_text(
         &args[0],
         rows,

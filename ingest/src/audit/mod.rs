@@ -464,9 +464,15 @@ fn fill_objects<'a>(
     let subresource = row.subresource.as_deref();
     let writes = matches!(row.verb.as_deref(), Some("create" | "update" | "patch"));
     if writes && facts::resource_has_facts(resource, subresource) {
-        // The request object is the object as the client wrote it; Metadata-level policies
-        // may keep only the response.
-        if let Some(obj) = request.or(response) {
+        // A create or update carries the whole object in the request; a patch carries only the
+        // change, so its facts come from the response (the object as patched) when the policy
+        // keeps it.
+        let source = if row.verb.as_deref() == Some("patch") {
+            response.or(request)
+        } else {
+            request.or(response)
+        };
+        if let Some(obj) = source {
             row.facts = facts::extract(resource, subresource, obj);
         }
     }
