@@ -582,9 +582,9 @@ fn missing_keys(arg: &ColumnarValue, rows: usize, keys: &[String]) -> Result<Col
             top_level(strings.value(i))
         };
         for k in keys {
-            if !present
+            if present
                 .as_ref()
-                .is_some_and(|m| m.get(k).is_some_and(|v| !v.is_null()))
+                .is_none_or(|m| m.get(k).is_none_or(serde_json::Value::is_null))
             {
                 b.values().append_value(k);
             }
