@@ -41,6 +41,15 @@ pub enum RulesCommand {
         #[arg(long)]
         no_builtin: bool,
     },
+    /// Translate Sigma rules for Kubernetes audit logs into audithound rule files.
+    ImportSigma {
+        /// Sigma rule files or directories of them.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Write one rule file per rule here (default: print them to stdout).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Runs a `rules` subcommand.
@@ -50,6 +59,7 @@ pub fn run(command: RulesCommand) -> anyhow::Result<ExitCode> {
         RulesCommand::List { rules, format } => list(&rules, format, &catalog),
         RulesCommand::Validate { paths } => validate(&paths, &catalog),
         RulesCommand::Test { paths, no_builtin } => test(&paths, no_builtin, &catalog),
+        RulesCommand::ImportSigma { paths, out } => import_sigma(&paths, out.as_deref(), &catalog),
     }
 }
 
@@ -127,6 +137,9 @@ fn validate(paths: &[PathBuf], catalog: &Catalog) -> anyhow::Result<ExitCode> {
     for e in &errors {
         println!("error: {e}");
     }
+    for w in pack.warnings() {
+        println!("warning: {w}");
+    }
     println!(
         "{} rule file(s), {} valid, {} error(s)",
         sources.len(),
@@ -181,6 +194,68 @@ fn test(paths: &[PathBuf], no_builtin: bool, catalog: &Catalog) -> anyhow::Resul
         }
     )?;
     Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn import_sigma(
+    paths: &[PathBuf],
+    out: Option<&std::path::Path>,
+    catalog: &Catalog,
+) -> anyhow::Result<ExitCode> {
+    let sources = load_sources(paths)?;
+    if let Some(dir) = out {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create `{}`", dir.display()))?;
+    }
+    let mut stdout = std::io::stdout().lock();
+    let (mut written, mut refused) = (0usize, 0usize);
+    for source in &sources {
+        let translated =
+            match audithound_analytics::sigma::translate(&source.origin, &source.text, catalog) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("refused: {e}");
+                    refused += 1;
+                    continue;
+                }
+            };
+        for w in &translated.warnings {
+            eprintln!("warning: {w}");
+        }
+        // The translation must load like any rule: techniques, SQL, columns.
+        let check = RuleSource {
+            origin: source.origin.clone(),
+            text: String::new(),
+            base_dir: None,
+        };
+        let loaded =
+            audithound_analytics::rules::check_loaded(translated.spec.clone(), &check, catalog)
+                .and_then(|rule| {
+                    RuleEngine::single(&rule, &RuleConfig::default(), &Default::default())
+                        .map(|_| ())
+                });
+        if let Err(e) = loaded {
+            eprintln!("refused: {e}");
+            refused += 1;
+            continue;
+        }
+        let yaml = serde_yaml_ng::to_string(&translated.spec).context("serialising a rule")?;
+        match out {
+            Some(dir) => {
+                let path = dir.join(format!("{}.yaml", translated.spec.id));
+                std::fs::write(&path, yaml)
+                    .with_context(|| format!("cannot write `{}`", path.display()))?;
+                eprintln!("wrote {}", path.display());
+            }
+            None => write!(stdout, "---\n{yaml}")?,
+        }
+        written += 1;
+    }
+    eprintln!("{written} rule(s) translated, {refused} refused");
+    Ok(if refused == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

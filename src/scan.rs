@@ -80,6 +80,9 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
+    for w in pack.warnings() {
+        eprintln!("audithound: rule warning: {w}");
+    }
     let inputs = expand_paths(&args.paths)?;
     let total_bytes: u64 = inputs.iter().filter_map(|i| i.size_hint()).sum();
     let progress = progress_bar(total_bytes);

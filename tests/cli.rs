@@ -366,3 +366,127 @@ fn config_file_sets_parameters_extends_exceptions_and_disables_rules() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such.toml"));
 }
+
+#[test]
+fn sigma_rules_import_to_files_that_validate_and_run_directly_from_rules_dirs() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let sigma = root().join("fixtures/sigma");
+    let out = bin()
+        .args([
+            "rules",
+            "import-sigma",
+            sigma.to_str().unwrap(),
+            "--out",
+            out_dir.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("16 rule(s) translated, 0 refused"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("warning:") && stderr.contains("`hostPath`"),
+        "defects are reported: {stderr}"
+    );
+    assert_eq!(std::fs::read_dir(out_dir.path()).unwrap().count(), 16);
+    let validated = run(&["rules", "validate", out_dir.path().to_str().unwrap()]);
+    assert!(
+        validated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&validated.stdout)
+    );
+
+    // The Sigma files themselves work as a rule directory.
+    let log = root().join("fixtures/audit/eks/cloudwatch-subscription.jsonl");
+    let out = run(&[
+        "scan",
+        "--rules",
+        sigma.to_str().unwrap(),
+        log.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rules: Vec<String> = findings(&out)
+        .iter()
+        .map(|f| f["rule_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        rules.contains(&"sigma-kubernetes-audit-exec-into-container".to_string()),
+        "{rules:?}"
+    );
+    assert!(
+        rules.contains(&"sigma-kubernetes-audit-secrets-enumeration".to_string()),
+        "{rules:?}"
+    );
+
+    let bad = tempfile::tempdir().unwrap();
+    std::fs::write(bad.path().join("kw.yml"), "title: kw\nlogsource:\n  product: kubernetes\n  service: audit\ndetection:\n  keywords:\n    - evil\n  condition: keywords\n").unwrap();
+    let out = run(&["rules", "import-sigma", bad.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("kw.yml") && stderr.contains("keyword searches"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn findings_name_the_cluster_of_managed_cloud_records() {
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rules.path().join("all.yaml"),
+        "id: every-event\ntitle: every event\nseverity: info\nsql: SELECT ts, audit_id, cluster FROM audit\n",
+    )
+    .unwrap();
+    for (fixture, cluster) in [
+        ("gke/khi-cloud-audit.jsonl", "sample-cluster"),
+        ("aks/event-hub-batch.json", "KUBETEST"),
+        ("eks/cloudwatch-subscription.jsonl", "prod-eks-1"),
+    ] {
+        let out = run(&[
+            "scan",
+            "--rules",
+            rules.path().to_str().unwrap(),
+            root()
+                .join("fixtures/audit")
+                .join(fixture)
+                .to_str()
+                .unwrap(),
+        ]);
+        assert!(out.status.success());
+        let found: Vec<_> = findings(&out)
+            .into_iter()
+            .filter(|f| f["rule_id"] == "every-event")
+            .collect();
+        assert!(!found.is_empty(), "{fixture}");
+        assert!(
+            found.iter().all(|f| f["cluster"] == cluster),
+            "{fixture}: {found:#?}"
+        );
+    }
+    // The same events replayed as two clusters never merge; replayed twice as one, never double.
+    let log = root().join("fixtures/audit/native/v1beta1.log");
+    let ids = |cluster: &str| -> Vec<String> {
+        let out = run(&[
+            "scan",
+            "--cluster",
+            cluster,
+            "--rules",
+            rules.path().to_str().unwrap(),
+            log.to_str().unwrap(),
+        ]);
+        findings(&out)
+            .iter()
+            .map(|f| f["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let a = ids("east");
+    assert_eq!(a, ids("east"));
+    assert!(a.iter().all(|id| !ids("west").contains(id)));
+}

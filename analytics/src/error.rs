@@ -40,6 +40,16 @@ pub enum RuleError {
         /// DataFusion's message.
         message: String,
     },
+    /// A Sigma rule uses a construct that cannot be translated.
+    #[error("{origin}: Sigma {construct} cannot be translated: {reason}")]
+    Sigma {
+        /// The Sigma file.
+        origin: String,
+        /// The construct (field, modifier, condition, logsource).
+        construct: String,
+        /// Why.
+        reason: String,
+    },
     /// A rule directory or file could not be read.
     #[error("cannot read rules from `{}`: {message}", path.display())]
     Io {

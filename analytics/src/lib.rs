@@ -11,6 +11,7 @@ pub mod error;
 pub mod matches;
 pub mod params;
 pub mod rules;
+pub mod sigma;
 pub mod testing;
 pub mod udf;
 

@@ -41,6 +41,8 @@ pub struct LoadedRule {
     pub window: Option<Duration>,
     /// Deduplication period.
     pub dedup_period: Duration,
+    /// What loading noticed without refusing the rule (Sigma translation warnings).
+    pub warnings: Vec<String>,
 }
 
 /// How long matching rows of one incident keep merging when a rule does not say.
@@ -112,12 +114,29 @@ fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 /// Parses one rule file and checks its metadata against the catalog.
+///
+/// Sigma rules (recognised by their `logsource` and `detection` keys) are translated first.
 pub fn parse_rule(source: &RuleSource, catalog: &Catalog) -> Result<LoadedRule, RuleError> {
+    if crate::sigma::is_sigma(&source.text) {
+        let translated = crate::sigma::translate(&source.origin, &source.text, catalog)?;
+        let mut rule = check_spec(translated.spec, source, catalog)?;
+        rule.warnings = translated.warnings;
+        return Ok(rule);
+    }
     let spec: RuleSpec = serde_yaml_ng::from_str(&source.text).map_err(|e| RuleError::Parse {
         origin: source.origin.clone(),
         line: e.location().map(|l| l.line()),
         message: e.to_string(),
     })?;
+    check_spec(spec, source, catalog)
+}
+
+/// Checks a rule that did not come from YAML text (a Sigma translation, say) like any other.
+pub fn check_loaded(
+    spec: RuleSpec,
+    source: &RuleSource,
+    catalog: &Catalog,
+) -> Result<LoadedRule, RuleError> {
     check_spec(spec, source, catalog)
 }
 
@@ -181,6 +200,7 @@ fn check_spec(
         techniques,
         window,
         dedup_period,
+        warnings: Vec::new(),
         spec,
     })
 }
@@ -245,6 +265,11 @@ impl RulePack {
         let (pack, mut more) = RulePack::assemble(&sources, catalog);
         errors.append(&mut more);
         (pack, errors)
+    }
+
+    /// Warnings of every rule (Sigma translations that kept a defect of the original).
+    pub fn warnings(&self) -> impl Iterator<Item = &String> {
+        self.rules.values().flat_map(|r| r.warnings.iter())
     }
 
     /// Every rule, ordered by id.

@@ -1,7 +1,8 @@
 //! SQL functions that detection rules need and DataFusion does not ship.
 //!
-//! - `ip_in_cidrs(ip, cidr, ...)`: whether an address lies in any of the networks (NULL when
-//!   no network is given, so a rule over an unconfigured list stays quiet).
+//! - `ip_in_cidrs(ip, cidr, ...)`: whether an address (or any address of a list) lies in any of
+//!   the networks (NULL when no network is given, so a rule over an unconfigured list stays quiet).
+//! - `list_any_regex(list, regex)`: whether any element of a string list matches.
 //! - `image_registry(image)`: the registry host of an image reference (`docker.io` by default).
 //! - `image_is_pinned(image)`: whether the reference names a digest or a tag other than `latest`.
 //! - `list_any_prefix(list, prefix, ...)`: whether any element of a string list starts with any
@@ -57,6 +58,7 @@ pub fn register_all(ctx: &SessionContext) {
         Func::JsonKey,
         Func::JsonKeyIsNull,
         Func::JsonMissingKeys,
+        Func::ListAnyRegex,
     ] {
         ctx.register_udf(ScalarUDF::new_from_impl(AuditFunction::new(f)));
     }
@@ -78,6 +80,7 @@ enum Func {
     JsonKey,
     JsonKeyIsNull,
     JsonMissingKeys,
+    ListAnyRegex,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -112,6 +115,7 @@ impl ScalarUDFImpl for AuditFunction {
             Func::JsonKey => "json_key",
             Func::JsonKeyIsNull => "json_key_is_null",
             Func::JsonMissingKeys => "json_missing_keys",
+            Func::ListAnyRegex => "list_any_regex",
         }
     }
 
@@ -125,7 +129,7 @@ impl ScalarUDFImpl for AuditFunction {
                 (2, usize::MAX)
             }
             Func::JsonGet => (2, usize::MAX),
-            Func::JsonKey | Func::JsonKeyIsNull => (2, 2),
+            Func::JsonKey | Func::JsonKeyIsNull | Func::ListAnyRegex => (2, 2),
             Func::JsonMissingKeys => (2, usize::MAX),
             _ => (1, 1),
         };
@@ -148,7 +152,8 @@ impl ScalarUDFImpl for AuditFunction {
             | Func::IsSystemPrincipal
             | Func::IsInteractiveClient
             | Func::GrantsAny
-            | Func::JsonKeyIsNull => DataType::Boolean,
+            | Func::JsonKeyIsNull
+            | Func::ListAnyRegex => DataType::Boolean,
             Func::ImageRegistry | Func::JsonGet | Func::JsonKey => DataType::Utf8,
             Func::ShannonEntropy => DataType::Float64,
             Func::ImagesOutside | Func::UnpinnedImages | Func::JsonMissingKeys => {
@@ -202,6 +207,16 @@ impl ScalarUDFImpl for AuditFunction {
                             m.get(&key[0]).is_some_and(serde_json::Value::is_null)
                         }),
                     )
+                })
+            }
+            Func::ListAnyRegex => {
+                let Some(pattern) = scalar_strings(&args.args[1..])? else {
+                    return Ok(ColumnarValue::Scalar(ScalarValue::Boolean(None)));
+                };
+                let re = regex::Regex::new(&pattern[0])
+                    .map_err(|e| DataFusionError::Execution(format!("list_any_regex: {e}")))?;
+                list_predicate(&args.args[0], rows, |items| {
+                    items.iter().any(|i| re.is_match(i))
                 })
             }
             Func::JsonMissingKeys => {
@@ -328,6 +343,11 @@ fn ip_in_cidrs(args: &[ColumnarValue], rows: usize) -> Result<ColumnarValue> {
                 .ok_or_else(|| DataFusionError::Execution(format!("`{c}` is not a CIDR network")))
         })
         .collect::<Result<Vec<IpNet>>>()?;
+    if matches!(args[0].data_type(), DataType::List(_)) {
+        return list_predicate(&args[0], rows, |ips| {
+            ips.iter().any(|ip| ip_matches(ip, &nets))
+        });
+    }
     map_text(&args[0], rows, |ip, b: &mut BooleanBuilder| {
         b.append_value(ip_matches(ip, &nets));
     })

@@ -79,6 +79,15 @@ fn khi_lease_update_with_user_extra_decodes() {
         Some("system:kube-scheduler")
     );
     assert_eq!(column(&batches, "resource")[0].as_deref(), Some("leases"));
+    let extra = column(&batches, "unknown_fields")[0]
+        .clone()
+        .expect("the extra `job` key is kept");
+    assert!(extra.contains("\"job\""), "{extra}");
+    assert!(
+        column(&decode_file("native/v1beta1.log").0, "unknown_fields")
+            .iter()
+            .all(Option::is_none)
+    );
 }
 
 #[test]

@@ -120,6 +120,7 @@ audit_columns! {
     secret_type: Text = "type of a Secret.",
     token_expiration_seconds: Int64 = "spec.expirationSeconds of a TokenRequest.",
     labels: Text = "metadata.labels of the request object, as a JSON object.",
+    unknown_fields: Text = "Top-level fields of the event that are not part of the audit.k8s.io Event, as a JSON object.",
     request_object: Text = "The request object as JSON text (secret values redacted).",
     response_object: Text = "The response object as JSON text (secret values and tokens redacted).",
 }

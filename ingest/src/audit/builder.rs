@@ -73,6 +73,7 @@ pub struct AuditBatchBuilder {
     secret_type: StringBuilder,
     token_expiration_seconds: Int64Builder,
     labels: StringBuilder,
+    unknown_fields: StringBuilder,
     request_object: StringBuilder,
     response_object: StringBuilder,
 }
@@ -169,6 +170,7 @@ impl AuditBatchBuilder {
             secret_type: StringBuilder::new(),
             token_expiration_seconds: Int64Builder::new(),
             labels: StringBuilder::new(),
+            unknown_fields: StringBuilder::new(),
             request_object: StringBuilder::new(),
             response_object: StringBuilder::new(),
         }
@@ -263,6 +265,7 @@ impl AuditBatchBuilder {
         self.token_expiration_seconds
             .append_option(f.token_expiration_seconds);
         owned(&mut self.labels, &f.labels);
+        owned(&mut self.unknown_fields, &row.unknown_fields);
         text(&mut self.request_object, &row.request_object);
         text(&mut self.response_object, &row.response_object);
     }
@@ -328,6 +331,7 @@ impl AuditBatchBuilder {
             Arc::new(self.secret_type.finish()),
             Arc::new(self.token_expiration_seconds.finish()),
             Arc::new(self.labels.finish()),
+            Arc::new(self.unknown_fields.finish()),
             Arc::new(self.request_object.finish()),
             Arc::new(self.response_object.finish()),
         ];

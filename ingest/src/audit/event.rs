@@ -6,87 +6,153 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 /// The union of the top-level fields of every shape audithound reads: a native Event, an
 /// EventList, an AKS record or Event Hub batch, a GKE LogEntry, a CloudWatch Logs envelope or an
-/// exported CloudWatch event. Which fields are present tells the shape.
-#[derive(Debug, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
+/// exported CloudWatch event. Which fields are present tells the shape. Top-level keys that none
+/// of these shapes has are kept in `unknown` (raw), so that rules can still reach them.
+#[derive(Debug, Default)]
 pub(crate) struct Envelope<'a> {
-    #[serde(borrow)]
     pub kind: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub level: Option<Cow<'a, str>>,
-    #[serde(rename = "auditID", borrow)]
     pub audit_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub stage: Option<Cow<'a, str>>,
-    #[serde(rename = "requestURI", borrow)]
     pub request_uri: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub verb: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub user: Option<UserInfo<'a>>,
-    #[serde(borrow)]
     pub impersonated_user: Option<UserInfo<'a>>,
-    #[serde(rename = "sourceIPs", borrow)]
     pub source_ips: Option<Vec<Cow<'a, str>>>,
-    #[serde(borrow)]
     pub user_agent: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub object_ref: Option<ObjectRef<'a>>,
-    #[serde(borrow)]
     pub response_status: Option<ResponseStatus<'a>>,
-    #[serde(borrow)]
     pub request_object: Option<&'a RawValue>,
-    #[serde(borrow)]
     pub response_object: Option<&'a RawValue>,
-    #[serde(borrow)]
     pub request_received_timestamp: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub stage_timestamp: Option<Cow<'a, str>>,
-    /// v1beta1 and older logs carry `timestamp`; GKE LogEntries too.
-    #[serde(borrow)]
     pub timestamp: Option<&'a RawValue>,
-    #[serde(borrow)]
     pub metadata: Option<EventMetadata<'a>>,
-    #[serde(borrow)]
     pub annotations: Option<&'a RawValue>,
-
-    // EventList, JSON arrays of events.
-    #[serde(borrow)]
     pub items: Option<&'a RawValue>,
-    // AKS: Event Hub batch, and one diagnostic record.
-    #[serde(borrow)]
     pub records: Option<&'a RawValue>,
-    #[serde(borrow)]
     pub properties: Option<&'a RawValue>,
-    #[serde(borrow)]
     pub category: Option<Cow<'a, str>>,
-    #[serde(rename = "resourceId", alias = "resourceID", borrow)]
     pub resource_id: Option<Cow<'a, str>>,
-    // GKE Cloud Audit Logs.
-    #[serde(borrow)]
     pub proto_payload: Option<&'a RawValue>,
-    #[serde(borrow)]
     pub resource: Option<&'a RawValue>,
-    #[serde(borrow)]
     pub labels: Option<&'a RawValue>,
-    #[serde(borrow)]
     pub operation: Option<&'a RawValue>,
-    #[serde(borrow)]
     pub insert_id: Option<Cow<'a, str>>,
-    // CloudWatch Logs subscription envelope and exported events.
-    #[serde(borrow)]
     pub message_type: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub log_group: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub log_events: Option<&'a RawValue>,
-    #[serde(borrow)]
     pub message: Option<&'a RawValue>,
+    pub unknown: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
+
+/// A string that borrows from the input when it has no escapes (serde's own `Cow` does not).
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct BorrowCow<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EnvelopeVisitor<'a>(PhantomData<&'a ()>);
+
+        impl<'de: 'a, 'a> Visitor<'de> for EnvelopeVisitor<'a> {
+            type Value = Envelope<'a>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object (an audit event or a log record carrying one)")
+            }
+
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Envelope<'a>, M::Error> {
+                let mut env = Envelope::default();
+                while let Some(BorrowCow(key)) = map.next_key::<BorrowCow<'a>>()? {
+                    match key.as_ref() {
+                        "kind" => {
+                            env.kind = map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
+                        }
+                        "level" => {
+                            env.level = map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
+                        }
+                        "auditID" => {
+                            env.audit_id = map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
+                        }
+                        "stage" => {
+                            env.stage = map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
+                        }
+                        "requestURI" => {
+                            env.request_uri =
+                                map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
+                        }
+                        "verb" => {
+                            env.verb = map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
+                        }
+                        "user" => env.user = map.next_value()?,
+                        "impersonatedUser" => env.impersonated_user = map.next_value()?,
+                        "sourceIPs" => env.source_ips = map.next_value()?,
+                        "userAgent" => {
+                            env.user_agent = map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
+                        }
+                        "objectRef" => env.object_ref = map.next_value()?,
+                        "responseStatus" => env.response_status = map.next_value()?,
+                        "requestObject" => env.request_object = map.next_value()?,
+                        "responseObject" => env.response_object = map.next_value()?,
+                        "requestReceivedTimestamp" => {
+                            env.request_received_timestamp =
+                                map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
+                        }
+                        "stageTimestamp" => {
+                            env.stage_timestamp =
+                                map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
+                        }
+                        "timestamp" => env.timestamp = map.next_value()?,
+                        "metadata" => env.metadata = map.next_value()?,
+                        "annotations" => env.annotations = map.next_value()?,
+                        "items" => env.items = map.next_value()?,
+                        "records" => env.records = map.next_value()?,
+                        "properties" => env.properties = map.next_value()?,
+                        "category" => {
+                            env.category = map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
+                        }
+                        "resourceId" | "resourceID" => {
+                            env.resource_id =
+                                map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
+                        }
+                        "protoPayload" => env.proto_payload = map.next_value()?,
+                        "resource" => env.resource = map.next_value()?,
+                        "labels" => env.labels = map.next_value()?,
+                        "operation" => env.operation = map.next_value()?,
+                        "insertId" => {
+                            env.insert_id = map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
+                        }
+                        "messageType" => {
+                            env.message_type =
+                                map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
+                        }
+                        "logGroup" => {
+                            env.log_group = map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
+                        }
+                        "logEvents" => env.log_events = map.next_value()?,
+                        "message" => env.message = map.next_value()?,
+                        "apiVersion" => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                        _ => env.unknown.push((key, map.next_value()?)),
+                    }
+                }
+                Ok(env)
+            }
+        }
+
+        deserializer.deserialize_map(EnvelopeVisitor(PhantomData))
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]

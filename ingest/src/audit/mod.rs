@@ -336,6 +336,7 @@ fn native_row<'a>(
     }
     fill_objects(&mut row, env.request_object, env.response_object);
     row.exec_command = exec_command(&row);
+    row.unknown_fields = unknown_fields(&env.unknown);
     Ok(row)
 }
 
@@ -483,6 +484,24 @@ fn fill_objects<'a>(
         row.request_object = request.map(Cow::Borrowed);
         row.response_object = response.map(Cow::Borrowed);
     }
+}
+
+/// Top-level keys that no known shape has, as one JSON object (`None` when there are none).
+fn unknown_fields(unknown: &[(Cow<'_, str>, &RawValue)]) -> Option<String> {
+    if unknown.is_empty() {
+        return None;
+    }
+    let mut out = String::from("{");
+    for (i, (key, value)) in unknown.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::to_string(key.as_ref()).ok()?);
+        out.push(':');
+        out.push_str(value.get());
+    }
+    out.push('}');
+    Some(out)
 }
 
 /// The command of an exec request, from the `command` query parameters of its URI.

@@ -36,6 +36,7 @@ pub struct AuditRow<'a> {
     pub pod_security_violations: Option<Cow<'a, str>>,
     pub annotations: Option<Cow<'a, str>>,
     pub exec_command: Option<String>,
+    pub unknown_fields: Option<String>,
     pub request_object: Option<Cow<'a, str>>,
     pub response_object: Option<Cow<'a, str>>,
     pub facts: ObjectFacts,
