@@ -10,6 +10,7 @@ pub mod error;
 pub mod framing;
 pub mod input;
 pub mod reader;
+pub mod tail;
 pub mod time;
 
 pub use audit::{AuditDecoder, DecodeOptions, RecordOutcome};
