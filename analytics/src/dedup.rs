@@ -131,6 +131,7 @@ impl Deduplicator {
             explanation: explanation(rule, m),
             tags: rule.tags.clone(),
             evidence: evidence(m),
+            incident: map_key.clone(),
         };
         let open = Open {
             finding: finding.clone(),
@@ -139,6 +140,23 @@ impl Deduplicator {
         };
         self.open.insert(map_key, open);
         finding
+    }
+
+    /// Reopens an incident stored by an earlier run, so replayed evidence merges into it
+    /// instead of opening a second finding.
+    pub fn restore(&mut self, finding: Finding, period: Duration) {
+        if finding.incident.is_empty() {
+            return;
+        }
+        let seen_ids = finding.event_ids.iter().cloned().collect();
+        self.open.insert(
+            finding.incident.clone(),
+            Open {
+                finding,
+                seen_ids,
+                period,
+            },
+        );
     }
 
     /// Forgets incidents whose period has passed at event time `watermark`; they are final.

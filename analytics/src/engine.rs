@@ -207,6 +207,17 @@ impl RuleEngine {
         Ok(engine)
     }
 
+    /// Reopens incidents stored by an earlier run (see `FindingStore::recent`), so that evidence
+    /// replayed after a restart merges into them. Findings of rules that no longer run are left.
+    pub fn restore(&mut self, findings: Vec<Finding>) {
+        for f in findings {
+            if let Some(rule) = self.rules.iter().find(|r| r.identity.rule_id == f.rule_id) {
+                let period = rule.identity.period;
+                self.dedup.restore(f, period);
+            }
+        }
+    }
+
     /// How many rules run.
     pub fn rule_count(&self) -> usize {
         self.rules.len()

@@ -12,6 +12,7 @@ pub mod matches;
 pub mod params;
 pub mod rules;
 pub mod sigma;
+pub mod store;
 pub mod testing;
 pub mod udf;
 

@@ -6,6 +6,7 @@
 //! could not be decoded. It does not evaluate rules or know about findings.
 
 pub mod audit;
+pub mod capture;
 pub mod error;
 pub mod framing;
 pub mod input;

@@ -81,6 +81,10 @@ pub struct Finding {
     /// Other columns the rule returned, by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub evidence: BTreeMap<String, serde_json::Value>,
+    /// The deduplication state's key of the incident (rule, cluster, key columns): lets a
+    /// restarted sidecar merge replayed evidence into the finding it already stored.
+    #[serde(skip)]
+    pub incident: String,
 }
 
 fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
@@ -139,6 +143,7 @@ mod tests {
             explanation: "e".into(),
             tags: vec![],
             evidence: BTreeMap::new(),
+            incident: String::new(),
         };
         let v = serde_json::to_value(&f).unwrap();
         assert_eq!(v["time"], "2024-05-01T10:00:00.123456Z");

@@ -43,8 +43,12 @@ impl CheckpointStore {
         let path = path.into();
         let positions = match fs::read(&path) {
             Ok(bytes) => {
-                let file: CheckpointFile = serde_json::from_slice(&bytes)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
+                let file: CheckpointFile = serde_json::from_slice(&bytes).map_err(|e| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{}: {e}", path.display()),
+                    )
+                })?;
                 file.files.into_iter().map(|c| (c.id.clone(), c)).collect()
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
@@ -65,7 +69,14 @@ impl CheckpointStore {
 
     /// Records a position (in memory; `persist` makes it durable).
     pub fn set(&mut self, id: FileId, path: &Path, offset: u64) {
-        self.positions.insert(id.clone(), Checkpoint { id, path: path.to_path_buf(), offset });
+        self.positions.insert(
+            id.clone(),
+            Checkpoint {
+                id,
+                path: path.to_path_buf(),
+                offset,
+            },
+        );
     }
 
     /// Forgets files that are gone (so the file does not grow forever).
@@ -75,7 +86,10 @@ impl CheckpointStore {
 
     /// Writes every position atomically.
     pub fn persist(&self) -> io::Result<()> {
-        let file = CheckpointFile { version: 1, files: self.positions.values().cloned().collect() };
+        let file = CheckpointFile {
+            version: 1,
+            files: self.positions.values().cloned().collect(),
+        };
         let bytes = serde_json::to_vec_pretty(&file).map_err(io::Error::other)?;
         write_atomically(&self.path, &bytes)
     }
@@ -83,11 +97,16 @@ impl CheckpointStore {
 
 /// Writes `bytes` to `path` so that readers see the old or the new content, never a mix.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("checkpoint"),
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("checkpoint"),
         std::process::id()
     ));
     {
@@ -107,7 +126,11 @@ mod tests {
     use super::*;
 
     fn id(n: u64) -> FileId {
-        FileId { dev: 1, ino: n, head: format!("{n:024x}") }
+        FileId {
+            dev: 1,
+            ino: n,
+            head: format!("{n:024x}"),
+        }
     }
 
     #[test]
@@ -121,8 +144,15 @@ mod tests {
         let reopened = CheckpointStore::open(&path).unwrap();
         assert_eq!(reopened.get(&id(1)).unwrap().offset, 1234);
         assert_eq!(reopened.all().count(), 2);
-        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(leftovers.len(), 1, "no temporary file is left behind: {leftovers:?}");
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            leftovers.len(),
+            1,
+            "no temporary file is left behind: {leftovers:?}"
+        );
     }
 
     #[test]

@@ -30,7 +30,13 @@ pub struct FileId {
 
 impl fmt::Display for FileId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:x}-{:x}-{}", self.dev, self.ino, &self.head[..self.head.len().min(16)])
+        write!(
+            f,
+            "{:x}-{:x}-{}",
+            self.dev,
+            self.ino,
+            &self.head[..self.head.len().min(16)]
+        )
     }
 }
 
@@ -90,7 +96,11 @@ mod tests {
         std::fs::rename(&a, &b).unwrap();
         assert_eq!(identify_path(&b).unwrap().unwrap(), id);
         // copytruncate: same inode, new first line.
-        let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(&b).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&b)
+            .unwrap();
         f.write_all(b"{\"other\":1}\n").unwrap();
         let again = identify_path(&b).unwrap().unwrap();
         assert_eq!(again.ino, id.ino);

@@ -75,11 +75,26 @@ pub struct Follower {
 
 impl Follower {
     /// Starts following an open file at `offset` (a line start).
-    pub fn new(id: FileId, path: PathBuf, mut file: File, offset: u64, max_line: usize) -> io::Result<Self> {
+    pub fn new(
+        id: FileId,
+        path: PathBuf,
+        mut file: File,
+        offset: u64,
+        max_line: usize,
+    ) -> io::Result<Self> {
         let len = file.metadata()?.len();
         let offset = if offset > len { 0 } else { offset };
         file.seek(SeekFrom::Start(offset))?;
-        Ok(Follower { id, path, file, offset, pending: Vec::new(), skipping: false, skip_len: 0, max_line })
+        Ok(Follower {
+            id,
+            path,
+            file,
+            offset,
+            pending: Vec::new(),
+            skipping: false,
+            skip_len: 0,
+            max_line,
+        })
     }
 
     /// Offset of the first byte not yet handed out.
@@ -169,7 +184,9 @@ impl Follower {
             let line_len = nl - pos;
             if line_len > self.max_line {
                 if chunk_start < pos {
-                    items.push(self.chunk(start + chunk_start as u64, data[chunk_start..pos].to_vec()));
+                    items.push(
+                        self.chunk(start + chunk_start as u64, data[chunk_start..pos].to_vec()),
+                    );
                 }
                 items.push(FollowItem::Oversized(OversizedLine {
                     id: self.id.clone(),
@@ -182,7 +199,11 @@ impl Follower {
             pos = nl + 1;
         }
         if chunk_start < data.len() {
-            let bytes = if chunk_start == 0 { data } else { data[chunk_start..].to_vec() };
+            let bytes = if chunk_start == 0 {
+                data
+            } else {
+                data[chunk_start..].to_vec()
+            };
             items.push(self.chunk(start + chunk_start as u64, bytes));
         }
     }
@@ -204,8 +225,19 @@ mod tests {
     use std::io::Write;
 
     fn follower(path: &std::path::Path, max_line: usize) -> Follower {
-        let id = FileId { dev: 0, ino: 0, head: "x".repeat(24) };
-        Follower::new(id, path.to_path_buf(), File::open(path).unwrap(), 0, max_line).unwrap()
+        let id = FileId {
+            dev: 0,
+            ino: 0,
+            head: "x".repeat(24),
+        };
+        Follower::new(
+            id,
+            path.to_path_buf(),
+            File::open(path).unwrap(),
+            0,
+            max_line,
+        )
+        .unwrap()
     }
 
     fn lines(items: &[FollowItem]) -> String {
@@ -244,14 +276,38 @@ mod tests {
         std::fs::write(&path, format!("ok1\n{long}\nok2\n{long}")).unwrap();
         let mut f = follower(&path, 10);
         let items = f.read_available(8).unwrap();
-        let items: Vec<FollowItem> = items.into_iter().chain(f.read_available(1 << 20).unwrap()).collect();
+        let items: Vec<FollowItem> = items
+            .into_iter()
+            .chain(f.read_available(1 << 20).unwrap())
+            .collect();
         assert_eq!(lines(&items), "ok1\nok2\n");
-        let over: Vec<&OversizedLine> = items.iter().filter_map(|i| if let FollowItem::Oversized(o) = i { Some(o) } else { None }).collect();
+        let over: Vec<&OversizedLine> = items
+            .iter()
+            .filter_map(|i| {
+                if let FollowItem::Oversized(o) = i {
+                    Some(o)
+                } else {
+                    None
+                }
+            })
+            .collect();
         assert_eq!(over.len(), 1, "the unterminated one is still being skipped");
         assert_eq!((over[0].offset, over[0].size), (4, 50));
-        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"\nok3\n").unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"\nok3\n")
+            .unwrap();
         let items = f.read_available(1 << 20).unwrap();
-        assert!(matches!(items[0], FollowItem::Oversized(OversizedLine { offset: 59, size: 50, .. })));
+        assert!(matches!(
+            items[0],
+            FollowItem::Oversized(OversizedLine {
+                offset: 59,
+                size: 50,
+                ..
+            })
+        ));
         assert_eq!(lines(&items), "ok3\n");
     }
 
@@ -263,7 +319,11 @@ mod tests {
         let mut f = follower(&path, 100);
         f.read_available(1 << 20).unwrap();
         assert!(!f.truncated().unwrap());
-        std::fs::OpenOptions::new().write(true).truncate(true).open(&path).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
         assert!(f.truncated().unwrap());
     }
 }

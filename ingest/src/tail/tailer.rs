@@ -35,7 +35,12 @@ pub struct TailerOptions {
 
 impl Default for TailerOptions {
     fn default() -> Self {
-        TailerOptions { paths: Vec::new(), max_line: 1 << 20, read_budget: 4 << 20, from_beginning: true }
+        TailerOptions {
+            paths: Vec::new(),
+            max_line: 1 << 20,
+            read_budget: 4 << 20,
+            from_beginning: true,
+        }
     }
 }
 
@@ -76,7 +81,11 @@ impl Tailer {
         .and_then(|mut w| {
             let mut dirs = BTreeSet::new();
             for p in &options.paths {
-                let dir = if p.is_dir() { p.clone() } else { p.parent().map(Path::to_path_buf).unwrap_or_default() };
+                let dir = if p.is_dir() {
+                    p.clone()
+                } else {
+                    p.parent().map(Path::to_path_buf).unwrap_or_default()
+                };
                 dirs.insert(dir);
             }
             for d in dirs {
@@ -99,7 +108,10 @@ impl Tailer {
 
     /// Files currently followed, with their offsets.
     pub fn positions(&self) -> Vec<(FileId, PathBuf, u64)> {
-        self.followers.values().map(|f| (f.id.clone(), f.path.clone(), f.offset())).collect()
+        self.followers
+            .values()
+            .map(|f| (f.id.clone(), f.path.clone(), f.offset()))
+            .collect()
     }
 
     /// Waits for a file event or the timeout, whichever comes first.
@@ -122,7 +134,12 @@ impl Tailer {
         let mut events = Vec::new();
         let current = self.discover(start_offset, &mut events);
         // Rotated (or deleted) files first, to their end.
-        let draining: Vec<FileId> = self.followers.keys().filter(|id| !current.contains(*id)).cloned().collect();
+        let draining: Vec<FileId> = self
+            .followers
+            .keys()
+            .filter(|id| !current.contains(*id))
+            .cloned()
+            .collect();
         for id in &draining {
             self.draining.insert(id.clone());
         }
@@ -135,7 +152,9 @@ impl Tailer {
                 self.draining.remove(&id);
                 continue;
             }
-            let Some(f) = self.followers.get_mut(&id) else { continue };
+            let Some(f) = self.followers.get_mut(&id) else {
+                continue;
+            };
             let mut read_any = false;
             loop {
                 match f.read_available(self.options.read_budget) {
@@ -145,7 +164,10 @@ impl Tailer {
                         events.extend(items.into_iter().map(TailEvent::Item));
                     }
                     Err(e) => {
-                        events.push(TailEvent::Problem { path: f.path.clone(), message: format!("reading a rotated file: {e}") });
+                        events.push(TailEvent::Problem {
+                            path: f.path.clone(),
+                            message: format!("reading a rotated file: {e}"),
+                        });
                         break;
                     }
                 }
@@ -157,10 +179,15 @@ impl Tailer {
             }
         }
         for id in current {
-            let Some(f) = self.followers.get_mut(&id) else { continue };
+            let Some(f) = self.followers.get_mut(&id) else {
+                continue;
+            };
             match f.read_available(self.options.read_budget) {
                 Ok(items) => events.extend(items.into_iter().map(TailEvent::Item)),
-                Err(e) => events.push(TailEvent::Problem { path: f.path.clone(), message: e.to_string() }),
+                Err(e) => events.push(TailEvent::Problem {
+                    path: f.path.clone(),
+                    message: e.to_string(),
+                }),
             }
         }
         self.first_scan = false;
@@ -168,7 +195,11 @@ impl Tailer {
     }
 
     /// Identifies the files the paths name now, creating followers for new ones.
-    fn discover(&mut self, start_offset: &dyn Fn(&FileId) -> Option<u64>, events: &mut Vec<TailEvent>) -> BTreeSet<FileId> {
+    fn discover(
+        &mut self,
+        start_offset: &dyn Fn(&FileId) -> Option<u64>,
+        events: &mut Vec<TailEvent>,
+    ) -> BTreeSet<FileId> {
         let mut current = BTreeSet::new();
         for path in self.expand(events) {
             let opened = File::open(&path).and_then(|mut f| identify(&mut f).map(|id| (f, id)));
@@ -185,7 +216,13 @@ impl Tailer {
                 // Truncated in place (copytruncate with the same first line): start over.
                 let restart = if f.truncated().unwrap_or(false) {
                     tracing::info!(file = %path.display(), "file truncated in place: reading it from the start");
-                    Some(Follower::new(id.clone(), path.clone(), file, 0, self.options.max_line))
+                    Some(Follower::new(
+                        id.clone(),
+                        path.clone(),
+                        file,
+                        0,
+                        self.options.max_line,
+                    ))
                 } else {
                     f.path = path.clone();
                     None
@@ -207,7 +244,13 @@ impl Tailer {
                     0
                 }
             });
-            match Follower::new(id.clone(), path.clone(), file, offset, self.options.max_line) {
+            match Follower::new(
+                id.clone(),
+                path.clone(),
+                file,
+                offset,
+                self.options.max_line,
+            ) {
                 Ok(f) => {
                     tracing::info!(file = %path.display(), offset, "following");
                     self.followers.insert(id.clone(), f);
@@ -223,7 +266,10 @@ impl Tailer {
         if self.problems.get(path) != Some(&message) {
             tracing::warn!(path = %path.display(), "{message}; retrying");
             self.problems.insert(path.to_path_buf(), message.clone());
-            events.push(TailEvent::Problem { path: path.to_path_buf(), message });
+            events.push(TailEvent::Problem {
+                path: path.to_path_buf(),
+                message,
+            });
         }
     }
 
@@ -240,7 +286,11 @@ impl Tailer {
                             .filter_map(Result::ok)
                             .map(|e| e.path())
                             .filter(|f| f.is_file())
-                            .filter(|f| f.file_name().and_then(|n| n.to_str()).is_some_and(|n| wildcard(name, n)))
+                            .filter(|f| {
+                                f.file_name()
+                                    .and_then(|n| n.to_str())
+                                    .is_some_and(|n| wildcard(name, n))
+                            })
                             .collect();
                         found.sort();
                         out.extend(found);
@@ -253,7 +303,9 @@ impl Tailer {
                         let mut found: Vec<PathBuf> = entries
                             .filter_map(Result::ok)
                             .map(|e| e.path())
-                            .filter(|f| f.is_file() && f.extension().and_then(|e| e.to_str()) == Some("log"))
+                            .filter(|f| {
+                                f.is_file() && f.extension().and_then(|e| e.to_str()) == Some("log")
+                            })
                             .collect();
                         found.sort();
                         out.extend(found);
@@ -311,7 +363,9 @@ mod tests {
         events
             .iter()
             .filter_map(|e| match e {
-                TailEvent::Item(FollowItem::Lines(c)) => Some(String::from_utf8(c.data.clone()).unwrap()),
+                TailEvent::Item(FollowItem::Lines(c)) => {
+                    Some(String::from_utf8(c.data.clone()).unwrap())
+                }
                 _ => None,
             })
             .flat_map(|s| s.lines().map(String::from).collect::<Vec<_>>())
@@ -319,7 +373,13 @@ mod tests {
     }
 
     fn append(path: &Path, text: &str) {
-        std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap().write_all(text.as_bytes()).unwrap();
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
     }
 
     #[test]
@@ -335,7 +395,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("audit.log");
         append(&log, "1\n2\n");
-        let mut t = Tailer::new(TailerOptions { paths: vec![log.clone()], ..Default::default() });
+        let mut t = Tailer::new(TailerOptions {
+            paths: vec![log.clone()],
+            ..Default::default()
+        });
         assert_eq!(lines(&t.poll(&|_| None)), ["1", "2"]);
         append(&log, "3\n");
         std::fs::rename(&log, dir.path().join("audit-2024.log")).unwrap();
@@ -352,12 +415,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("audit.log");
         append(&log, "a\nb\n");
-        let mut t = Tailer::new(TailerOptions { paths: vec![log.clone()], ..Default::default() });
+        let mut t = Tailer::new(TailerOptions {
+            paths: vec![log.clone()],
+            ..Default::default()
+        });
         assert_eq!(lines(&t.poll(&|_| None)), ["a", "b"]);
         std::fs::copy(&log, dir.path().join("audit.log.1")).unwrap();
-        std::fs::OpenOptions::new().write(true).truncate(true).open(&log).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&log)
+            .unwrap();
         append(&log, "c\nlonger line that reaches past the old offset\n");
-        assert_eq!(lines(&t.poll(&|_| None)), ["c", "longer line that reaches past the old offset"]);
+        assert_eq!(
+            lines(&t.poll(&|_| None)),
+            ["c", "longer line that reaches past the old offset"]
+        );
         std::fs::remove_file(&log).unwrap();
         assert!(lines(&t.poll(&|_| None)).is_empty());
         append(&log, "d\ne\n");
@@ -368,9 +441,14 @@ mod tests {
     fn a_missing_file_is_reported_once_and_followed_when_it_appears() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("audit.log");
-        let mut t = Tailer::new(TailerOptions { paths: vec![log.clone()], ..Default::default() });
+        let mut t = Tailer::new(TailerOptions {
+            paths: vec![log.clone()],
+            ..Default::default()
+        });
         let first = t.poll(&|_| None);
-        assert!(matches!(&first[..], [TailEvent::Problem { message, .. }] if message.contains("not found")));
+        assert!(
+            matches!(&first[..], [TailEvent::Problem { message, .. }] if message.contains("not found"))
+        );
         assert!(t.poll(&|_| None).is_empty(), "reported once");
         append(&log, "x\n");
         assert_eq!(lines(&t.poll(&|_| None)), ["x"]);
@@ -381,8 +459,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("audit.log");
         append(&log, "1\n2\n3\n");
-        let id = crate::tail::fingerprint::identify_path(&log).unwrap().unwrap();
-        let mut t = Tailer::new(TailerOptions { paths: vec![log.clone()], ..Default::default() });
+        let id = crate::tail::fingerprint::identify_path(&log)
+            .unwrap()
+            .unwrap();
+        let mut t = Tailer::new(TailerOptions {
+            paths: vec![log.clone()],
+            ..Default::default()
+        });
         let resume = |f: &FileId| (f == &id).then_some(2);
         assert_eq!(lines(&t.poll(&resume)), ["2", "3"]);
     }
