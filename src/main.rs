@@ -4,9 +4,12 @@
 //! only turns command lines and config files into calls to them and reports the results.
 
 mod config;
+mod demo;
 mod output;
+mod query;
 mod rules_cmd;
 mod scan;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +39,10 @@ pub enum Format {
 enum Command {
     /// Scan captured audit logs and report findings.
     Scan(scan::ScanArgs),
+    /// Run as a sidecar: follow audit logs, judge them live, keep captures and findings durable.
+    Serve(serve::ServeArgs),
+    /// Run SQL over the capture store or over raw log files.
+    Query(query::QueryArgs),
     /// List, validate and test rules.
     Rules {
         #[command(subcommand)]
@@ -48,6 +55,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Scan(args) => scan::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Query(args) => query::run(args),
         Command::Rules { command } => rules_cmd::run(command),
     };
     match result {

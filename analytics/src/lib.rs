@@ -8,6 +8,7 @@ pub mod builtin;
 pub mod dedup;
 pub mod engine;
 pub mod error;
+pub mod forensic;
 pub mod matches;
 pub mod params;
 pub mod rules;

@@ -64,7 +64,10 @@ pub struct PartName {
 
 impl PartName {
     fn parse(file_name: &str) -> Option<PartName> {
-        let stem = file_name.strip_prefix("part-")?.strip_suffix(".parquet")?;
+        let stem = file_name.strip_prefix("part-")?;
+        let stem = stem
+            .strip_suffix(".parquet")
+            .or_else(|| stem.strip_suffix(".ndjson"))?;
         let mut it = stem.rsplitn(3, '-');
         let end = it.next()?.parse().ok()?;
         let start = it.next()?.parse().ok()?;
@@ -171,11 +174,41 @@ impl CaptureStore {
         Ok(())
     }
 
-    /// Every Parquet file of a table, with its size.
+    /// Keeps records that could not be decoded, as NDJSON lines (position, error, excerpt), in
+    /// `dead_letter/part-<source>-<start>-<end>.ndjson`: the same naming and rollback as parts,
+    /// so a replay never stores a dead letter twice.
+    pub fn write_dead_letters(
+        &self,
+        source: &str,
+        start: u64,
+        end: u64,
+        lines: &[String],
+    ) -> Result<PathBuf, CaptureError> {
+        let dir = self.table_dir("dead_letter");
+        fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+        let path = dir.join(format!("part-{source}-{start}-{end}.ndjson"));
+        let tmp = dir.join(format!(".part-{source}-{start}-{end}.tmp"));
+        let mut text = lines.join("\n");
+        text.push('\n');
+        {
+            let mut f = File::create(&tmp).map_err(io_err("creating", &tmp))?;
+            io::Write::write_all(&mut f, text.as_bytes()).map_err(io_err("writing", &tmp))?;
+            if self.sync {
+                f.sync_all().map_err(io_err("syncing", &tmp))?;
+            }
+        }
+        fs::rename(&tmp, &path).map_err(io_err("renaming", &path))?;
+        Ok(path)
+    }
+
+    /// Every data file of a table (Parquet; NDJSON for dead letters), with its size.
     pub fn files(&self, table: &str) -> Vec<(PathBuf, u64)> {
         let mut out = Vec::new();
         walk(&self.table_dir(table), &mut |p| {
-            if p.extension().and_then(|e| e.to_str()) == Some("parquet") {
+            if matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("parquet" | "ndjson")
+            ) {
                 let size = fs::metadata(p).map(|m| m.len()).unwrap_or(0);
                 out.push((p.to_path_buf(), size));
             }

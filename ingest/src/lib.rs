@@ -14,6 +14,7 @@ pub mod reader;
 pub mod tail;
 pub mod time;
 
+pub use arrow::record_batch::RecordBatch;
 pub use audit::{AuditDecoder, DecodeOptions, RecordOutcome};
 pub use error::{DecodeError, InputError};
 pub use framing::{FramedRecord, Framer};

@@ -78,7 +78,7 @@ impl Tailer {
             let _ = tx.send(());
         })
         .ok()
-        .and_then(|mut w| {
+        .map(|mut w| {
             let mut dirs = BTreeSet::new();
             for p in &options.paths {
                 let dir = if p.is_dir() {
@@ -93,7 +93,7 @@ impl Tailer {
                     tracing::info!(dir = %d.display(), "no file events ({e}); polling only");
                 }
             }
-            Some(w)
+            w
         });
         Tailer {
             options,

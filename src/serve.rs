@@ -1,0 +1,568 @@
+//! `audithound serve`: the sidecar. Follows the audit log as it is written, judges every batch,
+//! and keeps the capture store, the findings and the checkpoints durable.
+//!
+//! Per batch, in this order: rules, findings store (upsert), capture store (Parquet part named
+//! after the source range), dead letters, checkpoint. A crash at any point replays from the last
+//! checkpoint: parts written beyond it are rolled back at startup and written again, findings
+//! merge by their stable ids, so every line is stored once and every finding exists once.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use audithound_analytics::store::FindingStore;
+use audithound_analytics::{RuleEngine, RulePack};
+use audithound_api::Metrics;
+use audithound_ingest::capture::{CaptureStore, PartName};
+use audithound_ingest::tail::follower::FollowItem;
+use audithound_ingest::tail::{CheckpointStore, FileId, TailEvent, Tailer, TailerOptions};
+use audithound_ingest::{AuditDecoder, DecodeOptions};
+use audithound_models::{Catalog, Finding};
+use clap::Args;
+
+use crate::config::{Config, parse_bytes};
+
+/// Arguments of `audithound serve`.
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// Configuration file (TOML); flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Audit log to follow: a file, a directory (its *.log files) or a glob. Repeatable.
+    #[arg(long = "audit-log", value_name = "PATH")]
+    pub audit_logs: Vec<PathBuf>,
+    /// DNS log to follow (not decoded yet: reserved).
+    #[arg(long = "dns-log", value_name = "PATH")]
+    pub dns_logs: Vec<PathBuf>,
+    /// Network-flow log to follow (not decoded yet: reserved).
+    #[arg(long = "flow-log", value_name = "PATH")]
+    pub flow_logs: Vec<PathBuf>,
+    /// Data directory (capture store, findings, checkpoints). Default ./audithound-data.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address of the health and metrics endpoint. Default 127.0.0.1:8080.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Extra rule directories.
+    #[arg(long = "rules", value_name = "DIR")]
+    pub rules: Vec<PathBuf>,
+    /// Cluster name for records that do not carry one.
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// Replay the bundled attack scenario into a temporary log file as a live stream.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+/// Everything the pipeline needs, resolved from flags, config and defaults.
+pub struct Settings {
+    pub audit_logs: Vec<PathBuf>,
+    pub data_dir: PathBuf,
+    pub listen: Option<String>,
+    pub config: Config,
+    pub rule_dirs: Vec<PathBuf>,
+    pub max_age_hours: Option<i64>,
+    pub max_bytes: Option<u64>,
+    /// Print each new finding to stdout.
+    pub print_findings: bool,
+}
+
+const AUDIT_TABLE: &str = "audit";
+const QUEUE_DEPTH: usize = 4;
+const IDLE_POLL: Duration = Duration::from_millis(200);
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(300);
+
+/// Runs the sidecar until SIGTERM/SIGINT (or, in demo mode, until the scenario is replayed).
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    if args.demo {
+        return crate::demo::run(args);
+    }
+    let settings = resolve(&args)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    install_signal_handlers(Arc::clone(&stop))?;
+    let metrics = Arc::new(Metrics::default());
+    run_pipeline(settings, stop, metrics, None)
+}
+
+/// Combines flags, config file and defaults.
+pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if args.cluster.is_some() {
+        config.cluster = args.cluster.clone();
+    }
+    let audit_logs = if args.audit_logs.is_empty() {
+        config.audit_logs.clone()
+    } else {
+        args.audit_logs.clone()
+    };
+    if audit_logs.is_empty() {
+        bail!(
+            "nothing to follow: give --audit-log PATH (or `audit_logs` in the config), or try `audithound serve --demo`"
+        );
+    }
+    for (flag, paths) in [
+        ("--dns-log", &args.dns_logs),
+        ("--flow-log", &args.flow_logs),
+    ] {
+        if !paths.is_empty() {
+            tracing::warn!(
+                "{flag} is accepted but DNS and flow decoding is not built yet; those files are not read"
+            );
+        }
+    }
+    let max_age_hours = Some(
+        audithound_models::rule::parse_duration(&config.retention.max_age)
+            .context("retention.max_age")?
+            .as_secs() as i64
+            / 3600,
+    );
+    let max_bytes = config
+        .retention
+        .max_bytes
+        .as_deref()
+        .map(parse_bytes)
+        .transpose()
+        .context("retention.max_bytes")?;
+    Ok(Settings {
+        audit_logs,
+        data_dir: args
+            .data_dir
+            .clone()
+            .or(config.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("audithound-data")),
+        listen: args
+            .listen
+            .clone()
+            .or(config.listen.clone())
+            .or_else(|| Some("127.0.0.1:8080".into())),
+        rule_dirs: crate::rule_dirs(&args.rules, &config),
+        max_age_hours,
+        max_bytes,
+        print_findings: true,
+        config,
+    })
+}
+
+/// Sets `stop` on SIGTERM or SIGINT.
+pub fn install_signal_handlers(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the signal handler")?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        rt.block_on(async {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!("cannot listen for SIGTERM: {e}");
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: flushing and checkpointing"),
+                _ = term.recv() => tracing::info!("SIGTERM: flushing and checkpointing"),
+            }
+            stop.store(true, Ordering::SeqCst);
+        });
+    })?;
+    Ok(())
+}
+
+/// One decoded chunk of a followed file, on its way to the rules and the stores.
+struct Work {
+    id: FileId,
+    path: PathBuf,
+    start: u64,
+    end: u64,
+    batch: Option<audithound_ingest::RecordBatch>,
+    dead: Vec<String>,
+}
+
+/// Runs the pipeline until `stop` is set and everything read has been processed.
+/// `done` (demo mode) is called after every batch with the checkpoint store.
+pub fn run_pipeline(
+    settings: Settings,
+    stop: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+    done: Option<&dyn Fn(&CheckpointStore) -> bool>,
+) -> anyhow::Result<ExitCode> {
+    let data = &settings.data_dir;
+    std::fs::create_dir_all(data)
+        .with_context(|| format!("cannot create the data directory `{}`", data.display()))?;
+    let capture = CaptureStore::open(data.join("capture"), true)?;
+    let mut checkpoints =
+        CheckpointStore::open(data.join("checkpoints.json")).context("reading checkpoints")?;
+    recover(&capture, &checkpoints)?;
+    let mut findings =
+        FindingStore::open(&data.join("findings.db")).context("opening the findings store")?;
+
+    let catalog = Catalog::embedded();
+    let (pack, errors) = RulePack::load(&settings.rule_dirs, &catalog);
+    for e in &errors {
+        tracing::error!("rule refused: {e}");
+    }
+    let (mut engine, compile_errors) =
+        RuleEngine::new(&pack, &settings.config.rules).context("starting the rule engine")?;
+    for e in &compile_errors {
+        tracing::error!("rule refused: {e}");
+    }
+    if let Some(latest) = findings.latest_seen()?
+        && let Ok(t) = chrono::DateTime::parse_from_rfc3339(&latest)
+    {
+        let since = (t - chrono::Duration::days(1)).to_rfc3339();
+        engine.restore(findings.recent(&since)?);
+    }
+    tracing::info!(
+        rules = engine.rule_count(),
+        data_dir = %data.display(),
+        logs = ?settings.audit_logs,
+        "audithound sidecar started"
+    );
+    if let Some(addr) = &settings.listen {
+        start_http(addr, Arc::clone(&metrics))?;
+    }
+    metrics.running.store(true, Ordering::SeqCst);
+
+    let start_offsets: std::collections::BTreeMap<FileId, u64> = checkpoints
+        .all()
+        .map(|c| (c.id.clone(), c.offset))
+        .collect();
+    let tailer_options = TailerOptions {
+        paths: settings.audit_logs.clone(),
+        max_line: settings.config.max_event_bytes.unwrap_or(1 << 20),
+        from_beginning: !settings.config.start_at_end,
+        ..TailerOptions::default()
+    };
+    let decode_options = DecodeOptions {
+        cluster: settings.config.cluster.clone(),
+        max_event_bytes: settings.config.max_event_bytes.unwrap_or(1 << 20),
+    };
+    let (tx, rx) = sync_channel::<Work>(QUEUE_DEPTH);
+    let reader_stop = Arc::clone(&stop);
+    let reader = std::thread::Builder::new()
+        .name("tailer".into())
+        .spawn(move || {
+            read_loop(
+                tailer_options,
+                decode_options,
+                start_offsets,
+                tx,
+                reader_stop,
+            )
+        })?;
+
+    let result = process_loop(
+        &rx,
+        &mut engine,
+        &mut findings,
+        &capture,
+        &mut checkpoints,
+        &metrics,
+        &settings,
+        done,
+        &stop,
+    );
+    stop.store(true, Ordering::SeqCst);
+    // Drain what the reader already sent, so nothing read is left unprocessed.
+    drop(rx);
+    let _ = reader.join();
+    metrics.running.store(false, Ordering::SeqCst);
+    checkpoints.persist().context("writing checkpoints")?;
+    result?;
+    tracing::info!(
+        events = metrics.events.load(Ordering::Relaxed),
+        findings = findings.count().unwrap_or(0),
+        "audithound sidecar stopped; positions checkpointed"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Removes capture parts and dead letters written beyond the checkpoints by a run that crashed.
+fn recover(capture: &CaptureStore, checkpoints: &CheckpointStore) -> anyhow::Result<()> {
+    let offset_of = |source: &str| {
+        checkpoints
+            .all()
+            .find(|c| c.id.short() == source)
+            .map_or(0, |c| c.offset)
+    };
+    for table in [AUDIT_TABLE, "dead_letter"] {
+        for source in capture.sources(table) {
+            let removed = capture.roll_back(table, &source, offset_of(&source))?;
+            if removed > 0 {
+                tracing::info!(
+                    table,
+                    source,
+                    removed,
+                    "rolled back parts written after the last checkpoint; they will be replayed"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_loop(
+    options: TailerOptions,
+    decode: DecodeOptions,
+    start: std::collections::BTreeMap<FileId, u64>,
+    tx: SyncSender<Work>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut tailer = Tailer::new(options);
+    let mut decoder = AuditDecoder::new(decode);
+    let start_offset = |id: &FileId| start.get(id).copied();
+    while !stop.load(Ordering::SeqCst) {
+        let events = tailer.poll(&start_offset);
+        let idle = events.is_empty();
+        for event in events {
+            let work = match event {
+                TailEvent::Problem { path, message } => {
+                    tracing::warn!(path = %path.display(), "{message}");
+                    continue;
+                }
+                TailEvent::Item(FollowItem::Lines(chunk)) => {
+                    let (batch, dead) =
+                        decode_chunk(&mut decoder, &chunk.data, &chunk.path, chunk.start);
+                    Work {
+                        id: chunk.id,
+                        path: chunk.path,
+                        start: chunk.start,
+                        end: chunk.end,
+                        batch,
+                        dead,
+                    }
+                }
+                TailEvent::Item(FollowItem::Oversized(o)) => {
+                    let dead = vec![
+                        serde_json::json!({
+                            "source": o.path.display().to_string(), "offset": o.offset,
+                            "error": format!("line of {} bytes exceeds the limit", o.size),
+                        })
+                        .to_string(),
+                    ];
+                    Work {
+                        id: o.id,
+                        path: o.path,
+                        start: o.offset,
+                        end: o.offset + o.size + 1,
+                        batch: None,
+                        dead,
+                    }
+                }
+            };
+            // Blocks while the processing side is busy: backpressure instead of buffering.
+            if tx.send(work).is_err() {
+                return;
+            }
+        }
+        if idle {
+            tailer.wait(IDLE_POLL);
+        }
+    }
+}
+
+/// Decodes complete lines; records that fail become dead letters with their position.
+fn decode_chunk(
+    decoder: &mut AuditDecoder,
+    data: &[u8],
+    path: &Path,
+    start: u64,
+) -> (Option<audithound_ingest::RecordBatch>, Vec<String>) {
+    let mut dead = Vec::new();
+    let mut offset = start;
+    for line in data.split_inclusive(|b| *b == b'\n') {
+        let outcome = decoder.decode(line);
+        for e in outcome.errors {
+            let excerpt = String::from_utf8_lossy(&line[..line.len().min(256)])
+                .trim_end()
+                .to_string();
+            dead.push(
+                serde_json::json!({"source": path.display().to_string(), "offset": offset, "error": e.to_string(), "excerpt": excerpt})
+                    .to_string(),
+            );
+        }
+        offset += line.len() as u64;
+    }
+    let batch = match decoder.flush() {
+        Ok(b) => b,
+        Err(e) => {
+            dead.push(serde_json::json!({"source": path.display().to_string(), "offset": start, "error": format!("batch assembly failed: {e}")}).to_string());
+            None
+        }
+    };
+    (batch, dead)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn process_loop(
+    rx: &Receiver<Work>,
+    engine: &mut RuleEngine,
+    findings: &mut FindingStore,
+    capture: &CaptureStore,
+    checkpoints: &mut CheckpointStore,
+    metrics: &Metrics,
+    settings: &Settings,
+    done: Option<&dyn Fn(&CheckpointStore) -> bool>,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    let mut last_maintenance = Instant::now();
+    let mut out = std::io::stdout();
+    let mut printed = std::collections::HashSet::new();
+    loop {
+        let work = match rx.recv_timeout(IDLE_POLL) {
+            Ok(w) => w,
+            Err(RecvTimeoutError::Timeout) => {
+                if stop.load(Ordering::SeqCst) {
+                    // The reader stops at its next poll; take what it still sends.
+                    match rx.recv_timeout(Duration::from_secs(2)) {
+                        Ok(w) => w,
+                        Err(_) => return Ok(()),
+                    }
+                } else {
+                    if done.is_some_and(|d| d(checkpoints)) {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        };
+        let source = work.id.short();
+        if let Some(batch) = &work.batch {
+            let outcome = engine.process(batch);
+            for e in &outcome.errors {
+                metrics.rule_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("{e}");
+            }
+            findings
+                .upsert(&outcome.findings)
+                .context("storing findings")?;
+            if settings.print_findings {
+                print_findings(&mut out, &outcome.findings, &mut printed);
+            }
+            metrics
+                .findings
+                .fetch_add(outcome.findings.len() as u64, Ordering::Relaxed);
+            metrics
+                .events
+                .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+            capture
+                .write(AUDIT_TABLE, batch, &source, work.start, work.end)
+                .context("writing the capture store")?;
+        }
+        if !work.dead.is_empty() {
+            metrics
+                .malformed
+                .fetch_add(work.dead.len() as u64, Ordering::Relaxed);
+            capture
+                .write_dead_letters(&source, work.start, work.end, &work.dead)
+                .context("writing dead letters")?;
+            tracing::warn!(file = %work.path.display(), offset = work.start, count = work.dead.len(), "records sent to the dead-letter store");
+        }
+        checkpoints.set(work.id, &work.path, work.end);
+        checkpoints.persist().context("writing checkpoints")?;
+        metrics.batches.fetch_add(1, Ordering::Relaxed);
+        metrics
+            .bytes
+            .fetch_add(work.end - work.start, Ordering::Relaxed);
+
+        if last_maintenance.elapsed() > MAINTENANCE_EVERY {
+            maintain(capture, checkpoints, settings);
+            last_maintenance = Instant::now();
+        }
+        if done.is_some_and(|d| d(checkpoints)) {
+            return Ok(());
+        }
+    }
+}
+
+fn print_findings(
+    out: &mut impl Write,
+    findings: &[Finding],
+    printed: &mut std::collections::HashSet<String>,
+) {
+    for f in findings {
+        if !printed.insert(f.id.clone()) {
+            continue;
+        }
+        let line = if std::io::stdout().is_terminal() {
+            format!(
+                "[{}] {} {} — {}",
+                f.severity,
+                f.first_seen.format("%H:%M:%S"),
+                f.rule_id,
+                f.explanation
+            )
+        } else {
+            serde_json::to_string(f).unwrap_or_default()
+        };
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = out.flush();
+}
+
+/// Compaction of closed hours and retention, between batches.
+fn maintain(capture: &CaptureStore, checkpoints: &CheckpointStore, settings: &Settings) {
+    let now_hour = chrono::Utc::now().timestamp() / 3600;
+    let durable = |p: &PartName| {
+        checkpoints
+            .all()
+            .any(|c| c.id.short() == p.source && p.end <= c.offset)
+    };
+    match capture.compact(AUDIT_TABLE, now_hour - 1, 8, &durable) {
+        Ok(n) if n > 0 => tracing::info!(partitions = n, "compacted closed hours"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("compaction failed: {e}"),
+    }
+    match capture.enforce_retention(
+        AUDIT_TABLE,
+        now_hour,
+        settings.max_age_hours,
+        settings.max_bytes,
+    ) {
+        Ok(r) if r.partitions_removed > 0 => tracing::info!(
+            removed = r.partitions_removed,
+            bytes = r.bytes_freed,
+            "retention"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("retention failed: {e}"),
+    }
+}
+
+fn start_http(addr: &str, metrics: Arc<Metrics>) -> anyhow::Result<()> {
+    let listener =
+        std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    listener.set_nonblocking(true)?;
+    std::thread::Builder::new()
+        .name("http".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!("http runtime: {e}");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => {
+                        if let Err(e) = audithound_api::serve(l, metrics).await {
+                            tracing::error!("http server: {e}");
+                        }
+                    }
+                    Err(e) => tracing::error!("http listener: {e}"),
+                }
+            });
+        })?;
+    tracing::info!(%addr, "health and metrics at http://{addr}/healthz and /metrics");
+    Ok(())
+}

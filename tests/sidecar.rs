@@ -1,0 +1,231 @@
+//! The sidecar run as a real process: logs written and rotated while it runs, `kill -9` at
+//! several moments, restarts, and then a count of what the capture store and the findings store
+//! hold against what was written.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_audithound"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn start(logs: &Path, data: &Path, stderr: &Path) -> Child {
+    let err = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(stderr)
+        .unwrap();
+    bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--audit-log"])
+        .arg(logs.join("audit*.log"))
+        .arg("--data-dir")
+        .arg(data)
+        .env("AUDITHOUND_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .expect("the sidecar starts")
+}
+
+fn query(data: &Path, sql: &str) -> serde_json::Value {
+    let out = bin()
+        .args(["query", "--format", "json", "--data-dir"])
+        .arg(data)
+        .arg(sql)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    rows.into_iter().next().unwrap_or_default()
+}
+
+fn generate(dir: &Path, events: usize) -> Vec<String> {
+    let log = dir.join("generated.log");
+    let status = Command::new("python3")
+        .arg(root().join("fixtures/generator/generate_traffic.py"))
+        .args(["--events", &events.to_string(), "--attack", "--output"])
+        .arg(&log)
+        .status()
+        .expect("python3 runs the generator");
+    assert!(status.success());
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn kill_9_at_any_moment_loses_no_line_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (logs, data, stderr) = (
+        dir.path().join("logs"),
+        dir.path().join("data"),
+        dir.path().join("sidecar.log"),
+    );
+    std::fs::create_dir_all(&logs).unwrap();
+    let lines = generate(dir.path(), 12_000);
+    let total = lines.len();
+
+    let mut child = start(&logs, &data, &stderr);
+    let live = logs.join("audit.log");
+    let mut rotations = 0;
+    let mut kills = 0;
+    for (i, chunk) in lines.chunks(250).enumerate() {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&live)
+            .unwrap();
+        f.write_all((chunk.join("\n") + "\n").as_bytes()).unwrap();
+        drop(f);
+        if i % 12 == 11 {
+            rotations += 1;
+            std::fs::rename(&live, logs.join(format!("audit-{rotations}.log"))).unwrap();
+        }
+        if i == 9 || i == 22 || i == 37 {
+            // kill -9 in the middle of the stream; lines keep arriving while it is down.
+            child.kill().unwrap();
+            child.wait().unwrap();
+            kills += 1;
+        }
+        if i == 11 || i == 24 || i == 39 {
+            child = start(&logs, &data, &stderr);
+        }
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    assert_eq!(kills, 3);
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let stored = query(&data, "SELECT count(*) AS n FROM audit")["n"]
+            .as_u64()
+            .unwrap_or(0) as usize;
+        if stored >= total {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // SIGTERM: flush, checkpoint, exit 0.
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+    assert!(
+        exit.success(),
+        "the sidecar exits cleanly on SIGTERM: {exit:?}\n{log}"
+    );
+    assert!(
+        log.contains("rolled back parts written after the last checkpoint")
+            || log.contains("sidecar started"),
+        "{log}"
+    );
+
+    let counts = query(
+        &data,
+        "SELECT count(*) AS n, count(DISTINCT audit_id || stage) AS distinct_events FROM audit",
+    );
+    assert_eq!(
+        counts["n"].as_u64(),
+        Some(total as u64),
+        "every line is in the capture store exactly once\n{log}"
+    );
+    assert_eq!(
+        counts["distinct_events"].as_u64(),
+        Some(total as u64),
+        "and none of them twice"
+    );
+
+    // Findings: one per incident, the same as a scan of the whole log gives.
+    let all = dir.path().join("all.log");
+    std::fs::write(&all, lines.join("\n") + "\n").unwrap();
+    let scan = bin()
+        .args(["scan", "--format", "ndjson"])
+        .arg(&all)
+        .output()
+        .unwrap();
+    let mut expected: BTreeMap<String, usize> = BTreeMap::new();
+    for l in String::from_utf8_lossy(&scan.stdout).lines() {
+        let f: serde_json::Value = serde_json::from_str(l).unwrap();
+        *expected
+            .entry(f["rule_id"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    let db = rusqlite::Connection::open(data.join("findings.db")).unwrap();
+    let mut stmt = db
+        .prepare("SELECT rule_id, count(*) FROM findings GROUP BY rule_id")
+        .unwrap();
+    let stored: BTreeMap<String, usize> = stmt
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        expected.contains_key("privileged-container") && expected.contains_key("pod-exec"),
+        "{expected:?}"
+    );
+    assert_eq!(stored, expected, "every finding exists exactly once");
+}
+
+#[test]
+fn serve_refuses_to_start_without_anything_to_follow() {
+    let out = bin()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--audit-log"));
+}
+
+#[test]
+fn demo_replays_the_scenario_through_the_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = bin()
+        .args(["serve", "--demo", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("events processed"), "{stderr}");
+    let printed: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let expected =
+        std::fs::read_to_string(root().join("fixtures/attack/expected-rules.txt")).unwrap();
+    for rule in expected.lines() {
+        assert!(
+            printed.iter().any(|f| f["rule_id"] == rule),
+            "demo did not report `{rule}`"
+        );
+    }
+    assert!(printed.iter().all(|f| f["cluster"] == "demo"));
+    let n = query(&data, "SELECT count(*) AS n FROM audit")["n"]
+        .as_u64()
+        .unwrap();
+    let lines = std::fs::read_to_string(root().join("fixtures/attack/intrusion.log"))
+        .unwrap()
+        .lines()
+        .count() as u64;
+    assert_eq!(n, lines);
+}
