@@ -217,7 +217,7 @@ fn decode_only(path: &Path) -> f64 {
         &ReadOptions::default(),
         &|_| {},
         |item| {
-            if let DecodedBatch::Batch(b) = item {
+            if let DecodedBatch::Batch(_, b) = item {
                 rows += b.num_rows();
             }
             Ok::<_, ()>(())

@@ -209,6 +209,7 @@ fn trim(b: &[u8]) -> &[u8] {
 fn opens_document(text: &[u8]) -> bool {
     matches!(text.first(), Some(b'{' | b'['))
         && matches!(text.last(), Some(b'{' | b'[' | b',' | b':'))
+        && !text.starts_with(b"[INFO]")
 }
 
 /// A line that starts a new top-level value at column 0 (pretty printers indent nested lines).

@@ -10,7 +10,9 @@ pub mod capture;
 pub mod error;
 pub mod framing;
 pub mod input;
+pub mod netlog;
 pub mod reader;
+pub mod table_builder;
 pub mod tail;
 pub mod time;
 

@@ -12,7 +12,9 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use arrow::record_batch::RecordBatch;
 
-use crate::audit::{AuditDecoder, DecodeOptions};
+use audithound_models::TableKind;
+
+use crate::audit::{AuditDecoder, DecodeOptions, is_header_line};
 use crate::error::{DecodeError, InputError};
 use crate::framing::{FramedRecord, Framer};
 use crate::input::InputSource;
@@ -80,8 +82,8 @@ pub struct ReadStats {
 /// What the reader hands to the caller, in input order.
 #[derive(Debug)]
 pub enum DecodedBatch {
-    /// Decoded events.
-    Batch(RecordBatch),
+    /// Decoded events of one table.
+    Batch(TableKind, RecordBatch),
     /// A record that could not be decoded.
     Bad(BadRecord),
 }
@@ -91,11 +93,14 @@ struct Chunk {
     source: Arc<str>,
     data: Vec<u8>,
     records: Vec<(Range<usize>, FramedRecord)>,
+    /// Header lines of the file seen before this chunk (Zeek `#fields`, VPC header), which set
+    /// how its text lines are read.
+    headers: Vec<Vec<u8>>,
 }
 
 struct Decoded {
     seq: u64,
-    batch: Option<RecordBatch>,
+    batches: Vec<(TableKind, RecordBatch)>,
     bad: Vec<BadRecord>,
     stats: ReadStats,
 }
@@ -166,16 +171,17 @@ fn frame_inputs(
         stats.inputs += 1;
         let source: Arc<str> = Arc::from(input.to_string());
         let mut reader = input.open()?;
-        if !looks_like_json(&mut reader).map_err(|source| InputError::Read {
+        if !looks_like_log(&mut reader).map_err(|source| InputError::Read {
             path: input.to_string().into(),
             source,
         })? {
-            tracing::info!(input = %input, "skipped: does not start like a JSON log");
+            tracing::info!(input = %input, "skipped: does not start like a log audithound reads");
             stats.skipped_inputs.push(input.to_string());
             continue;
         }
         let mut framer = Framer::new(reader, options.max_record_bytes);
-        let mut chunk = new_chunk(seq, &source);
+        let mut headers: Vec<Vec<u8>> = Vec::new();
+        let mut chunk = new_chunk(seq, &source, &headers);
         loop {
             let start = chunk.data.len();
             let next = framer
@@ -186,12 +192,15 @@ fn frame_inputs(
                 })?;
             let Some(record) = next else { break };
             stats.records += 1;
+            if headers.len() < MAX_HEADERS && is_header_line(&chunk.data[start..]) {
+                headers.push(chunk.data[start..].to_vec());
+            }
             chunk.records.push((start..chunk.data.len(), record));
             if chunk.records.len() >= options.batch_rows || chunk.data.len() >= CHUNK_BYTES {
                 stats.bytes = bytes_before + framer.offset();
                 progress(stats.bytes);
                 seq += 1;
-                let full = std::mem::replace(&mut chunk, new_chunk(seq, &source));
+                let full = std::mem::replace(&mut chunk, new_chunk(seq, &source, &headers));
                 if tx.send(full).is_err() {
                     return Ok(stats);
                 }
@@ -210,25 +219,33 @@ fn frame_inputs(
     Ok(stats)
 }
 
-/// Whether the stream's first non-blank byte opens a JSON object or array (an empty stream
-/// counts as JSON: there is nothing to skip).
-fn looks_like_json(reader: &mut Box<dyn std::io::BufRead + Send>) -> std::io::Result<bool> {
+/// Whether the stream starts like a log audithound reads: JSON, a Zeek TSV header, a VPC flow
+/// log header or record, a CoreDNS line (an empty stream counts: there is nothing to skip).
+fn looks_like_log(reader: &mut Box<dyn std::io::BufRead + Send>) -> std::io::Result<bool> {
     let head = reader.fill_buf()?;
     let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
-    Ok(match head.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b) => *b == b'{' || *b == b'[',
-        None => true,
-    })
+    let start = head.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(head.len());
+    let head = &head[start..];
+    if head.is_empty() || matches!(head[0], b'{' | b'[') {
+        return Ok(true);
+    }
+    let line_end = memchr::memchr(b'\n', head).unwrap_or(head.len());
+    let line = String::from_utf8_lossy(&head[..line_end]);
+    Ok(crate::audit::is_known_text_line(&line))
 }
 
-fn new_chunk(seq: u64, source: &Arc<str>) -> Chunk {
+fn new_chunk(seq: u64, source: &Arc<str>, headers: &[Vec<u8>]) -> Chunk {
     Chunk {
         seq,
         source: Arc::clone(source),
         data: Vec::with_capacity(1 << 20),
         records: Vec::new(),
+        headers: headers.to_vec(),
     }
 }
+
+/// Header lines kept per file (a file may repeat its header; the first ones are enough).
+const MAX_HEADERS: usize = 64;
 
 fn decode_chunks(
     rx: Arc<std::sync::Mutex<Receiver<Chunk>>>,
@@ -256,6 +273,10 @@ fn decode_chunks(
 fn decode_chunk(decoder: &mut AuditDecoder, chunk: Chunk, record_limit: usize) -> Decoded {
     let mut stats = ReadStats::default();
     let mut bad = Vec::new();
+    decoder.reset_file_state();
+    for h in &chunk.headers {
+        decoder.decode(h);
+    }
     for (range, record) in &chunk.records {
         if let Some(size) = record.oversized {
             stats.malformed += 1;
@@ -290,7 +311,7 @@ fn decode_chunk(decoder: &mut AuditDecoder, chunk: Chunk, record_limit: usize) -
             });
         }
     }
-    let batch = match decoder.flush() {
+    let batches = match decoder.flush() {
         Ok(b) => b,
         Err(e) => {
             // The builder and the schema disagree: a bug, reported as a bad chunk, not a panic.
@@ -301,12 +322,12 @@ fn decode_chunk(decoder: &mut AuditDecoder, chunk: Chunk, record_limit: usize) -
                 error: DecodeError::NotAuditEvent(format!("batch assembly failed: {e}")),
                 excerpt: String::new(),
             });
-            None
+            Vec::new()
         }
     };
     Decoded {
         seq: chunk.seq,
-        batch,
+        batches,
         bad,
         stats,
     }
@@ -337,25 +358,30 @@ fn deliver_in_order<E>(
                     return (stats, Err(e));
                 }
             }
-            if let Some(batch) = d.batch
-                && let Err(e) = sink(DecodedBatch::Batch(batch))
-            {
-                return (stats, Err(e));
+            for (table, batch) in d.batches {
+                if let Err(e) = sink(DecodedBatch::Batch(table, batch)) {
+                    return (stats, Err(e));
+                }
             }
         }
     }
     (stats, Ok(()))
 }
 
-/// Decodes an in-memory log (any supported format) on the calling thread: for rule tests, the
-/// webhook body and small inputs.
-pub fn decode_audit_bytes(
-    bytes: &[u8],
-    options: &ReadOptions,
-) -> (Vec<RecordBatch>, Vec<BadRecord>, ReadStats) {
+/// Decodes an in-memory audit log on the calling thread and keeps the `audit` rows: for rule
+/// tests and small inputs.
+pub fn decode_audit_bytes(bytes: &[u8], options: &ReadOptions) -> (Vec<RecordBatch>, Vec<BadRecord>, ReadStats) {
+    let (tables, bad, stats) = decode_bytes(bytes, options);
+    let audit = tables.into_iter().filter(|(t, _)| *t == TableKind::Audit).map(|(_, b)| b).collect();
+    (audit, bad, stats)
+}
+
+/// Decodes an in-memory log of any supported format (audit, DNS, flows) on the calling thread,
+/// into batches per table: for rule tests, the webhook body and small inputs.
+pub fn decode_bytes(bytes: &[u8], options: &ReadOptions) -> (Vec<(TableKind, RecordBatch)>, Vec<BadRecord>, ReadStats) {
     let source: Arc<str> = Arc::from("<memory>");
     let mut framer = Framer::new(bytes, options.max_record_bytes);
-    let mut chunk = new_chunk(0, &source);
+    let mut chunk = new_chunk(0, &source, &[]);
     loop {
         let start = chunk.data.len();
         // Reading from memory cannot fail.
@@ -367,11 +393,6 @@ pub fn decode_audit_bytes(
     let records = chunk.records.len() as u64;
     let mut decoder = AuditDecoder::new(options.decode.clone());
     let decoded = decode_chunk(&mut decoder, chunk, options.max_record_bytes);
-    let stats = ReadStats {
-        inputs: 1,
-        bytes: bytes.len() as u64,
-        records,
-        ..decoded.stats
-    };
-    (decoded.batch.into_iter().collect(), decoded.bad, stats)
+    let stats = ReadStats { inputs: 1, bytes: bytes.len() as u64, records, ..decoded.stats };
+    (decoded.batches, decoded.bad, stats)
 }

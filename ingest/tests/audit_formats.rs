@@ -254,7 +254,7 @@ fn reading_a_directory_in_parallel_keeps_input_order_and_counts_everything() {
     let mut bad = 0;
     let stats = read_audit_inputs(&inputs, &options, &|_| {}, |item| {
         match item {
-            DecodedBatch::Batch(b) => ids.extend(column(&[b], "audit_id")),
+            DecodedBatch::Batch(_, b) => ids.extend(column(&[b], "audit_id")),
             DecodedBatch::Bad(_) => bad += 1,
         }
         Ok::<_, ()>(())
@@ -308,7 +308,7 @@ fn gzip_and_options_cluster_flow_through_the_reader() {
     };
     let mut clusters = Vec::new();
     read_audit_inputs(&[InputSource::File(path)], &options, &|_| {}, |item| {
-        if let DecodedBatch::Batch(b) = item {
+        if let DecodedBatch::Batch(_, b) = item {
             clusters.extend(column(&[b], "cluster"));
         }
         Ok::<_, ()>(())

@@ -13,6 +13,6 @@ pub mod technique;
 
 pub use finding::{Finding, TechniqueRef};
 pub use rule::{DedupSpec, ExceptionList, RuleSpec, RuleTest};
-pub use schema::{AuditColumn, audit_schema};
+pub use schema::{AuditColumn, TableKind, audit_schema};
 pub use severity::Severity;
 pub use technique::{Catalog, Framework, Technique, UnknownTechnique};

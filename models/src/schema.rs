@@ -22,6 +22,8 @@ pub enum ColumnType {
     Int32,
     /// A 64-bit integer.
     Int64,
+    /// A 64-bit float.
+    Float64,
     /// A UTC timestamp with microsecond precision.
     Timestamp,
 }
@@ -37,6 +39,7 @@ impl ColumnType {
             ColumnType::Bool => DataType::Boolean,
             ColumnType::Int32 => DataType::Int32,
             ColumnType::Int64 => DataType::Int64,
+            ColumnType::Float64 => DataType::Float64,
             ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         }
     }
@@ -53,16 +56,18 @@ pub struct AuditColumn {
     pub doc: &'static str,
 }
 
-macro_rules! audit_columns {
-    ($( $name:ident : $kind:ident = $doc:literal ),* $(,)?) => {
-        /// Every column of the `audit` table, in schema order.
-        pub const AUDIT_COLUMNS: &[AuditColumn] = &[
+macro_rules! columns {
+    ($(#[$meta:meta])* $const_name:ident { $( $name:ident : $kind:ident = $doc:literal ),* $(,)? }) => {
+        $(#[$meta])*
+        pub const $const_name: &[AuditColumn] = &[
             $( AuditColumn { name: stringify!($name), kind: ColumnType::$kind, doc: $doc } ),*
         ];
     };
 }
 
-audit_columns! {
+columns! {
+    /// Every column of the `audit` table, in schema order.
+    AUDIT_COLUMNS {
     cluster: Text = "Cluster the event came from (--cluster, config, or the cloud wrapper).",
     ts: Timestamp = "Event time: stageTimestamp, else requestReceivedTimestamp, else timestamp.",
     request_received_ts: Timestamp = "When the apiserver received the request.",
@@ -123,6 +128,120 @@ audit_columns! {
     unknown_fields: Text = "Top-level fields of the event that are not part of the audit.k8s.io Event, as a JSON object.",
     request_object: Text = "The request object as JSON text (secret values redacted).",
     response_object: Text = "The response object as JSON text (secret values and tokens redacted).",
+}}
+
+columns! {
+    /// Every column of the `dns` table (CoreDNS, Zeek, Hubble DNS), in schema order.
+    DNS_COLUMNS {
+    cluster: Text = "Cluster the record came from.",
+    ts: Timestamp = "Time of the query or response.",
+    source_format: Text = "coredns, zeek or hubble.",
+    message_type: Text = "query, response, or exchange (a log line that describes both).",
+    client_ip: Text = "Address of the client that asked.",
+    client_port: Int32 = "Its port.",
+    server_ip: Text = "Address of the resolver.",
+    server_port: Int32 = "Its port.",
+    query_id: Int32 = "DNS message id.",
+    qname: Text = "Queried name, without the trailing dot, lowercase.",
+    qtype: Text = "Query type (A, AAAA, TXT, ...).",
+    rcode: Text = "Response code (NOERROR, NXDOMAIN, SERVFAIL, ...).",
+    proto: Text = "udp or tcp.",
+    response_size: Int64 = "Size of the response in bytes.",
+    duration_ms: Float64 = "Time to answer, in milliseconds.",
+    answers: TextList = "Answers (addresses, names).",
+    client_namespace: Text = "Namespace of the client pod, when known (or enriched from flows).",
+    client_pod: Text = "Name of the client pod, when known (or enriched from flows).",
+    node: Text = "Node that observed the record.",
+}}
+
+columns! {
+    /// Every column of the `flow` table (Hubble, AWS VPC flow logs), in schema order.
+    FLOW_COLUMNS {
+    cluster: Text = "Cluster the record came from.",
+    ts: Timestamp = "Time of the flow (start of the window for VPC flow logs).",
+    source_format: Text = "hubble or vpc.",
+    src_ip: Text = "Source address.",
+    src_port: Int32 = "Source port.",
+    dst_ip: Text = "Destination address.",
+    dst_port: Int32 = "Destination port.",
+    proto: Text = "TCP, UDP, ICMPv4, ICMPv6, SCTP, or the IANA number.",
+    verdict: Text = "FORWARDED, DROPPED, AUDIT, REDIRECTED, ERROR (Hubble); ACCEPT, REJECT (VPC).",
+    drop_reason: Text = "Why a flow was dropped.",
+    direction: Text = "INGRESS or EGRESS, when known.",
+    is_reply: Bool = "Whether the packet answers an earlier one.",
+    tcp_flags: Text = "TCP flags seen (SYN, ACK, RST, ...), comma-separated.",
+    src_namespace: Text = "Namespace of the source pod, when known (or enriched).",
+    src_pod: Text = "Name of the source pod, when known (or enriched).",
+    src_labels: TextList = "Labels of the source endpoint.",
+    dst_namespace: Text = "Namespace of the destination pod, when known (or enriched).",
+    dst_pod: Text = "Name of the destination pod, when known (or enriched).",
+    dst_labels: TextList = "Labels of the destination endpoint.",
+    dst_names: TextList = "DNS names the destination address was resolved from (Hubble).",
+    bytes: Int64 = "Bytes in the flow (VPC).",
+    packets: Int64 = "Packets in the flow (VPC).",
+    node: Text = "Node that observed the flow.",
+    interface_id: Text = "Network interface (VPC).",
+    account_id: Text = "Cloud account (VPC).",
+}}
+
+/// The event tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TableKind {
+    /// Kubernetes audit events.
+    Audit,
+    /// DNS queries and responses.
+    Dns,
+    /// Network flows.
+    Flow,
+}
+
+impl TableKind {
+    /// Every table.
+    pub const ALL: [TableKind; 3] = [TableKind::Audit, TableKind::Dns, TableKind::Flow];
+
+    /// The table's name in SQL and in the capture store.
+    pub fn name(self) -> &'static str {
+        match self {
+            TableKind::Audit => "audit",
+            TableKind::Dns => "dns",
+            TableKind::Flow => "flow",
+        }
+    }
+
+    /// Its columns.
+    pub fn columns(self) -> &'static [AuditColumn] {
+        match self {
+            TableKind::Audit => AUDIT_COLUMNS,
+            TableKind::Dns => DNS_COLUMNS,
+            TableKind::Flow => FLOW_COLUMNS,
+        }
+    }
+
+    /// Its Arrow schema.
+    pub fn schema(self) -> SchemaRef {
+        match self {
+            TableKind::Audit => audit_schema(),
+            TableKind::Dns => {
+                static S: OnceLock<SchemaRef> = OnceLock::new();
+                S.get_or_init(|| schema_of(DNS_COLUMNS)).clone()
+            }
+            TableKind::Flow => {
+                static S: OnceLock<SchemaRef> = OnceLock::new();
+                S.get_or_init(|| schema_of(FLOW_COLUMNS)).clone()
+            }
+        }
+    }
+
+    /// The table with this name.
+    pub fn from_name(name: &str) -> Option<TableKind> {
+        TableKind::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+fn schema_of(columns: &[AuditColumn]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns.iter().map(|c| Field::new(c.name, c.kind.arrow_type(), c.name != "ts")).collect::<Vec<_>>(),
+    ))
 }
 
 /// The Arrow schema of the `audit` table.
@@ -130,11 +249,7 @@ pub fn audit_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
     SCHEMA
         .get_or_init(|| {
-            let fields: Vec<Field> = AUDIT_COLUMNS
-                .iter()
-                .map(|c| Field::new(c.name, c.kind.arrow_type(), !matches!(c.name, "ts")))
-                .collect();
-            Arc::new(Schema::new(fields))
+            schema_of(AUDIT_COLUMNS)
         })
         .clone()
 }
@@ -161,6 +276,16 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), before);
+    }
+
+    #[test]
+    fn every_table_starts_with_cluster_and_ts() {
+        for t in TableKind::ALL {
+            let schema = t.schema();
+            assert_eq!(schema.field(0).name(), "cluster", "{}", t.name());
+            assert_eq!(schema.field(1).name(), "ts", "{}", t.name());
+            assert_eq!(TableKind::from_name(t.name()), Some(t));
+        }
     }
 
     #[test]

@@ -24,7 +24,13 @@ use serde_json::value::RawValue;
 pub use builder::AuditBatchBuilder;
 pub use row::{AuditRow, ObjectFacts};
 
+use audithound_models::TableKind;
+
 use crate::error::DecodeError;
+use crate::netlog::hubble::{self, HubbleRecord};
+use crate::netlog::zeek::{self, TsvHeader};
+use crate::netlog::{coredns, vpc};
+use crate::table_builder::TableBuilder;
 use crate::time::parse_rfc3339_micros;
 use event::{Envelope, KnownAnnotations, is_null};
 
@@ -62,6 +68,28 @@ pub struct RecordOutcome {
 pub struct AuditDecoder {
     options: DecodeOptions,
     builder: AuditBatchBuilder,
+    dns: TableBuilder,
+    flow: TableBuilder,
+    /// Header of the Zeek TSV file being read, if any.
+    zeek: Option<TsvHeader>,
+    /// Fields named by a VPC flow log header line (empty: the v2 default format).
+    vpc_fields: Vec<String>,
+}
+
+/// Whether a text line is one of the text formats audithound reads (or their headers).
+pub fn is_known_text_line(line: &str) -> bool {
+    let line = strip_cri_prefix(line).map_or(line, |(_, rest)| rest);
+    (line.starts_with("#separator") || line.starts_with("#fields"))
+        || vpc::is_header(line)
+        || vpc::looks_like(line, &[])
+        || coredns::looks_like(line)
+}
+
+/// Text lines of the decoders that are per-file state, not events: they set how the lines after
+/// them are read.
+pub fn is_header_line(line: &[u8]) -> bool {
+    let line = trim(strip_bom(line));
+    line.starts_with(b"#") || std::str::from_utf8(line).is_ok_and(vpc::is_header)
 }
 
 const MAX_NESTING: u8 = 4;
@@ -72,12 +100,22 @@ impl AuditDecoder {
         AuditDecoder {
             options,
             builder: AuditBatchBuilder::new(),
+            dns: TableBuilder::new(TableKind::Dns),
+            flow: TableBuilder::new(TableKind::Flow),
+            zeek: None,
+            vpc_fields: Vec::new(),
         }
     }
 
     /// Rows decoded and not yet flushed.
     pub fn buffered_rows(&self) -> usize {
-        self.builder.len()
+        self.builder.len() + self.dns.len() + self.flow.len()
+    }
+
+    /// Forgets per-file state (Zeek and VPC headers): call before reading another file.
+    pub fn reset_file_state(&mut self) {
+        self.zeek = None;
+        self.vpc_fields.clear();
     }
 
     /// Decodes one framed record, appending its events to the current batch.
@@ -87,16 +125,148 @@ impl AuditDecoder {
         if record.is_empty() {
             return out;
         }
-        self.decode_value(record, None, 0, &mut out);
+        if is_json_start(record) {
+            self.decode_value(record, None, 0, &mut out);
+        } else {
+            match std::str::from_utf8(record) {
+                Ok(text) => self.decode_text(text, None, None, &mut out),
+                Err(_) => out.errors.push(DecodeError::NotUtf8),
+            }
+        }
         out
     }
 
-    /// The rows decoded since the last flush, as a batch (`None` when there are none).
-    pub fn flush(&mut self) -> Result<Option<RecordBatch>, arrow::error::ArrowError> {
-        if self.builder.is_empty() {
-            return Ok(None);
+    /// The rows decoded since the last flush, one batch per table that has rows.
+    pub fn flush(&mut self) -> Result<Vec<(TableKind, RecordBatch)>, arrow::error::ArrowError> {
+        let mut out = Vec::new();
+        if !self.builder.is_empty() {
+            out.push((TableKind::Audit, self.builder.finish()?));
         }
-        self.builder.finish().map(Some)
+        if !self.dns.is_empty() {
+            out.push((TableKind::Dns, self.dns.finish()?));
+        }
+        if !self.flow.is_empty() {
+            out.push((TableKind::Flow, self.flow.finish()?));
+        }
+        Ok(out)
+    }
+
+    /// A text line: CoreDNS, Zeek TSV, VPC flow log, or a header of one of them. A container
+    /// runtime's `<time> stdout F ` prefix is stripped and its time used.
+    fn decode_text(&mut self, line: &str, cluster: Option<&str>, time_hint: Option<i64>, out: &mut RecordOutcome) {
+        let line = line.trim_end_matches(['\r', '\n']);
+        let (line, time_hint) = match strip_cri_prefix(line) {
+            Some((ts, rest)) => (rest, Some(ts)),
+            None => (line, time_hint),
+        };
+        let cluster = cluster.or(self.options.cluster.as_deref()).map(String::from);
+        if line.starts_with('#') {
+            self.zeek.get_or_insert_with(TsvHeader::default).absorb(line);
+            return;
+        }
+        if vpc::is_header(line) {
+            self.vpc_fields = line.split_whitespace().map(String::from).collect();
+            return;
+        }
+        let now = time_hint.unwrap_or_else(|| chrono::Utc::now().timestamp_micros());
+        if let Some(header) = self.zeek.as_ref().filter(|h| !h.fields.is_empty() && line.contains('\t')) {
+            match zeek::parse_tsv(line, header) {
+                Ok(mut row) => {
+                    row.cluster = cluster;
+                    self.dns.append(row.cells());
+                    out.events += 1;
+                }
+                Err(DecodeError::NotAuditEvent(m)) if m.contains("only dns.log") => out.skipped += 1,
+                Err(e) => out.errors.push(e),
+            }
+            return;
+        }
+        if vpc::looks_like(line, &self.vpc_fields) {
+            match vpc::parse(line, &self.vpc_fields) {
+                Ok(Some(mut row)) => {
+                    row.cluster = cluster;
+                    self.flow.append(row.cells());
+                    out.events += 1;
+                }
+                Ok(None) => out.skipped += 1,
+                Err(e) => out.errors.push(e),
+            }
+            return;
+        }
+        if coredns::looks_like(line) {
+            match coredns::parse(line, now) {
+                Ok(mut row) => {
+                    row.cluster = cluster;
+                    self.dns.append(row.cells());
+                    out.events += 1;
+                }
+                Err(e) => out.errors.push(e),
+            }
+            return;
+        }
+        out.errors.push(DecodeError::NotAuditEvent(
+            "text line is not a CoreDNS, Zeek dns.log or VPC flow log record".into(),
+        ));
+    }
+
+    /// A JSON record that is not an audit event: Hubble flows, Zeek JSON (bare or in Metron's
+    /// wrapper), a container runtime's JSON log line. `None` when it is none of them.
+    fn decode_netlog_json(&mut self, env: &Envelope<'_>, bytes: &[u8], cluster: Option<&str>, out: &mut RecordOutcome) -> Option<()> {
+        let has = |k: &str| env.unknown.iter().any(|(key, _)| key == k);
+        let cluster = cluster.or(self.options.cluster.as_deref()).map(String::from);
+        let text = std::str::from_utf8(bytes).ok()?;
+        if has("flow") || (has("verdict") && has("IP")) {
+            match hubble::parse(text, has("flow")) {
+                Ok(HubbleRecord::Flow(mut row)) => {
+                    row.cluster = cluster;
+                    self.flow.append(row.cells());
+                    out.events += 1;
+                }
+                Ok(HubbleRecord::Dns(mut row)) => {
+                    row.cluster = cluster;
+                    self.dns.append(row.cells());
+                    out.events += 1;
+                }
+                Ok(HubbleRecord::Skipped) => out.skipped += 1,
+                Err(e) => out.errors.push(e),
+            }
+            return Some(());
+        }
+        if has("id.orig_h") {
+            self.push_zeek_json(text, cluster, out);
+            return Some(());
+        }
+        if let [(key, value)] = env.unknown.as_slice()
+            && value.get().starts_with('{')
+            && value.get().contains("\"ts\"")
+        {
+            if key == "dns" {
+                self.push_zeek_json(value.get(), cluster, out);
+            } else {
+                out.skipped += 1; // another Zeek log in Metron's wrapper
+            }
+            return Some(());
+        }
+        if let Some((_, log)) = env.unknown.iter().find(|(k, _)| k == "log")
+            && let Ok(line) = serde_json::from_str::<String>(log.get())
+        {
+            let time = env.unknown.iter().find(|(k, _)| k == "time").and_then(|(_, t)| serde_json::from_str::<String>(t.get()).ok());
+            let hint = time.and_then(|t| parse_rfc3339_micros(&t).ok());
+            self.decode_text(&line, cluster.as_deref(), hint, out);
+            return Some(());
+        }
+        None
+    }
+
+    fn push_zeek_json(&mut self, text: &str, cluster: Option<String>, out: &mut RecordOutcome) {
+        match zeek::parse_json(text) {
+            Ok(mut row) => {
+                row.cluster = cluster;
+                self.dns.append(row.cells());
+                out.events += 1;
+            }
+            Err(e) => out.errors.push(e),
+        }
     }
 
     fn decode_value(
@@ -130,7 +300,7 @@ impl AuditDecoder {
                 return;
             }
         };
-        if let Err(e) = self.dispatch(env, bytes.len(), cluster, depth, out) {
+        if let Err(e) = self.dispatch(env, bytes, cluster, depth, out) {
             out.errors.push(e);
         }
     }
@@ -152,9 +322,11 @@ impl AuditDecoder {
                     if inner.first().is_some_and(|b| *b == b'{' || *b == b'[') {
                         self.decode_value(inner, cluster, depth + 1, out);
                     } else {
-                        out.errors.push(DecodeError::NotAuditEvent(
-                            "embedded message is not a JSON audit event".into(),
-                        ));
+                        // A text record inside a wrapper: a VPC flow log line in CloudWatch, say.
+                        match std::str::from_utf8(inner) {
+                            Ok(t) => self.decode_text(t, cluster, None, out),
+                            Err(_) => out.errors.push(DecodeError::NotUtf8),
+                        }
                     }
                 }
                 Err(e) => out.errors.push(e.into()),
@@ -167,11 +339,12 @@ impl AuditDecoder {
     fn dispatch(
         &mut self,
         env: Envelope<'_>,
-        size: usize,
+        bytes: &[u8],
         cluster: Option<&str>,
         depth: u8,
         out: &mut RecordOutcome,
     ) -> Result<(), DecodeError> {
+        let size = bytes.len();
         // CloudWatch Logs subscription envelope (EKS control-plane logs).
         if let Some(mt) = env.message_type.as_deref() {
             if mt == "CONTROL_MESSAGE" {
@@ -238,6 +411,9 @@ impl AuditDecoder {
         }
         let is_event = env.kind.as_deref() == Some("Event")
             || (env.kind.is_none() && (env.audit_id.is_some() || env.verb.is_some()));
+        if !is_event && env.kind.is_none() && self.decode_netlog_json(&env, bytes, cluster, out).is_some() {
+            return Ok(());
+        }
         if !is_event {
             // One exported CloudWatch event: {"timestamp":..,"message":"{...Event...}"}.
             if let (None, Some(message)) = (env.kind.as_deref(), env.message) {
@@ -581,6 +757,32 @@ fn aks_cluster_name(resource_id: &str) -> Option<&str> {
     let idx = upper.find("/MANAGEDCLUSTERS/")? + "/MANAGEDCLUSTERS/".len();
     let name = resource_id[idx..].split('/').next()?;
     (!name.is_empty()).then_some(name)
+}
+
+/// Whether a record is JSON: an object, or an array (`[INFO] ...` and `[::1]:53 ...` are text).
+fn is_json_start(record: &[u8]) -> bool {
+    match record.first() {
+        Some(b'{') => true,
+        Some(b'[') => record[1..]
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_none_or(|b| matches!(b, b'{' | b'[' | b']' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n')),
+        _ => false,
+    }
+}
+
+/// `2024-05-01T10:00:00.123456789Z stdout F <line>` (the CRI log format) → (time, line).
+fn strip_cri_prefix(line: &str) -> Option<(i64, &str)> {
+    let (ts, rest) = line.split_once(' ')?;
+    let (stream, rest) = rest.split_once(' ')?;
+    if !matches!(stream, "stdout" | "stderr") {
+        return None;
+    }
+    let (tag, rest) = rest.split_once(' ')?;
+    if !matches!(tag, "F" | "P") {
+        return None;
+    }
+    Some((parse_rfc3339_micros(ts).ok()?, rest))
 }
 
 fn strip_bom(b: &[u8]) -> &[u8] {

@@ -5,7 +5,7 @@ use super::*;
 fn decode_one(json: &str) -> (RecordOutcome, Option<RecordBatch>) {
     let mut d = AuditDecoder::new(DecodeOptions::default());
     let out = d.decode(json.as_bytes());
-    (out, d.flush().unwrap())
+    (out, d.flush().unwrap().into_iter().next().map(|(_, b)| b))
 }
 
 fn text(batch: &RecordBatch, col: &str, row: usize) -> Option<String> {
@@ -126,7 +126,7 @@ fn cluster_comes_from_the_wrapper_else_from_the_options() {
     );
     assert_eq!(d.decode(cw.as_bytes()).events, 1);
     assert_eq!(d.decode(br#"{"kind":"Event","auditID":"f","verb":"get","stageTimestamp":"2024-01-01T00:00:00Z"}"#).events, 1);
-    let b = d.flush().unwrap().unwrap();
+    let b = d.flush().unwrap().remove(0).1;
     assert_eq!(text(&b, "cluster", 0).as_deref(), Some("prod-1"));
     assert_eq!(text(&b, "cluster", 1).as_deref(), Some("lab"));
 }
