@@ -68,12 +68,37 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     install_signal_handlers(Arc::clone(&stop))?;
     let metrics = Arc::new(Metrics::default());
     let m = Arc::clone(&metrics);
+    // Done when every written line is processed; a pipeline that has not caught up 30 s after
+    // the last line is a failure, reported, not a hang.
+    let stalled = Arc::new(AtomicBool::new(false));
+    let caught_up_by = std::sync::Mutex::new(None::<std::time::Instant>);
+    let stalled_flag = Arc::clone(&stalled);
     let finished = move |_: &audithound_ingest::tail::CheckpointStore| {
-        writer_done.load(Ordering::SeqCst)
-            && m.events.load(Ordering::Relaxed) + m.malformed.load(Ordering::Relaxed)
-                >= written.load(Ordering::SeqCst)
+        if !writer_done.load(Ordering::SeqCst) {
+            return false;
+        }
+        if m.events.load(Ordering::Relaxed) + m.malformed.load(Ordering::Relaxed)
+            >= written.load(Ordering::SeqCst)
+        {
+            return true;
+        }
+        let mut deadline = caught_up_by.lock().unwrap_or_else(|e| e.into_inner());
+        let deadline =
+            deadline.get_or_insert_with(|| std::time::Instant::now() + Duration::from_secs(30));
+        if std::time::Instant::now() > *deadline {
+            stalled_flag.store(true, Ordering::SeqCst);
+            return true;
+        }
+        false
     };
     let code = run_pipeline(settings, stop, Arc::clone(&metrics), Some(&finished))?;
+    if stalled.load(Ordering::SeqCst) {
+        anyhow::bail!(
+            "the pipeline processed {} of {} replayed events and stopped catching up",
+            metrics.events.load(Ordering::Relaxed),
+            expected
+        );
+    }
     writer
         .join()
         .map_err(|_| anyhow::anyhow!("the replay thread panicked"))??;

@@ -11,6 +11,7 @@ use audithound_analytics::matches::cell_json;
 use audithound_ingest::input::expand_paths;
 use audithound_ingest::reader::{DecodedBatch, ReadOptions, read_audit_inputs};
 use audithound_ingest::{DecodeOptions, RecordBatch};
+use audithound_models::TableKind;
 use clap::{Args, ValueEnum};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::{Map, Value};
@@ -31,7 +32,7 @@ pub enum QueryFormat {
 /// Arguments of `audithound query`.
 #[derive(Args, Debug)]
 pub struct QueryArgs {
-    /// The SQL query (read-only) over the table `audit`.
+    /// The SQL query (read-only) over the tables `audit`, `dns` and `flow`.
     #[arg(value_name = "SQL")]
     sql: String,
     /// The sidecar's data directory (its capture store). Default ./audithound-data.
@@ -88,11 +89,12 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
             },
             ..Default::default()
         };
-        let mut batches = Vec::new();
+        let mut batches: std::collections::BTreeMap<TableKind, Vec<RecordBatch>> =
+            Default::default();
         let mut bad = 0u64;
         let stats = read_audit_inputs(&inputs, &options, &|_| {}, |item| {
             match item {
-                DecodedBatch::Batch(b) => batches.push(b),
+                DecodedBatch::Batch(t, b) => batches.entry(t).or_default().push(b),
                 DecodedBatch::Bad(_) => bad += 1,
             }
             Ok::<_, std::convert::Infallible>(())
@@ -107,7 +109,9 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
             "audithound: {} events loaded from {} input(s)",
             stats.events, stats.inputs
         );
-        session.register_batches(batches)?;
+        for table in TableKind::ALL {
+            session.register_batches(table, batches.remove(&table).unwrap_or_default())?;
+        }
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

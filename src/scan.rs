@@ -123,8 +123,8 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         &on_progress,
         |item| -> anyhow::Result<()> {
             match item {
-                DecodedBatch::Batch(batch) => {
-                    let outcome = engine.process(&batch);
+                DecodedBatch::Batch(table, batch) => {
+                    let outcome = engine.process(table, &batch);
                     for e in &outcome.errors {
                         engine_errors += 1;
                         tracing::error!("{e}");

@@ -22,7 +22,7 @@ use audithound_ingest::capture::{CaptureStore, PartName};
 use audithound_ingest::tail::follower::FollowItem;
 use audithound_ingest::tail::{CheckpointStore, FileId, TailEvent, Tailer, TailerOptions};
 use audithound_ingest::{AuditDecoder, DecodeOptions};
-use audithound_models::{Catalog, Finding};
+use audithound_models::{Catalog, Finding, TableKind};
 use clap::Args;
 
 use crate::config::{Config, parse_bytes};
@@ -36,10 +36,10 @@ pub struct ServeArgs {
     /// Audit log to follow: a file, a directory (its *.log files) or a glob. Repeatable.
     #[arg(long = "audit-log", value_name = "PATH")]
     pub audit_logs: Vec<PathBuf>,
-    /// DNS log to follow (not decoded yet: reserved).
+    /// DNS log to follow (CoreDNS, Zeek dns.log, Hubble DNS): file, directory or glob. Repeatable.
     #[arg(long = "dns-log", value_name = "PATH")]
     pub dns_logs: Vec<PathBuf>,
-    /// Network-flow log to follow (not decoded yet: reserved).
+    /// Network-flow log to follow (Hubble, VPC flow logs): file, directory or glob. Repeatable.
     #[arg(long = "flow-log", value_name = "PATH")]
     pub flow_logs: Vec<PathBuf>,
     /// Data directory (capture store, findings, checkpoints). Default ./audithound-data.
@@ -72,7 +72,6 @@ pub struct Settings {
     pub print_findings: bool,
 }
 
-const AUDIT_TABLE: &str = "audit";
 const QUEUE_DEPTH: usize = 4;
 const IDLE_POLL: Duration = Duration::from_millis(200);
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(300);
@@ -100,20 +99,19 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
     } else {
         args.audit_logs.clone()
     };
+    let mut audit_logs = audit_logs;
+    for paths in [
+        &config.dns_logs,
+        &config.flow_logs,
+        &args.dns_logs,
+        &args.flow_logs,
+    ] {
+        audit_logs.extend(paths.iter().cloned());
+    }
     if audit_logs.is_empty() {
         bail!(
-            "nothing to follow: give --audit-log PATH (or `audit_logs` in the config), or try `audithound serve --demo`"
+            "nothing to follow: give --audit-log PATH (or --dns-log, --flow-log, or `audit_logs` in the config), or try `audithound serve --demo`"
         );
-    }
-    for (flag, paths) in [
-        ("--dns-log", &args.dns_logs),
-        ("--flow-log", &args.flow_logs),
-    ] {
-        if !paths.is_empty() {
-            tracing::warn!(
-                "{flag} is accepted but DNS and flow decoding is not built yet; those files are not read"
-            );
-        }
     }
     let max_age_hours = Some(
         audithound_models::rule::parse_duration(&config.retention.max_age)
@@ -179,7 +177,7 @@ struct Work {
     path: PathBuf,
     start: u64,
     end: u64,
-    batch: Option<audithound_ingest::RecordBatch>,
+    batches: Vec<(TableKind, audithound_ingest::RecordBatch)>,
     dead: Vec<String>,
 }
 
@@ -290,7 +288,7 @@ fn recover(capture: &CaptureStore, checkpoints: &CheckpointStore) -> anyhow::Res
             .find(|c| c.id.short() == source)
             .map_or(0, |c| c.offset)
     };
-    for table in [AUDIT_TABLE, "dead_letter"] {
+    for table in ["audit", "dns", "flow", "dead_letter"] {
         for source in capture.sources(table) {
             let removed = capture.roll_back(table, &source, offset_of(&source))?;
             if removed > 0 {
@@ -315,6 +313,8 @@ fn read_loop(
 ) {
     let mut tailer = Tailer::new(options);
     let mut decoder = AuditDecoder::new(decode);
+    let mut file_headers: std::collections::HashMap<FileId, Vec<Vec<u8>>> =
+        std::collections::HashMap::new();
     let start_offset = |id: &FileId| start.get(id).copied();
     while !stop.load(Ordering::SeqCst) {
         let events = tailer.poll(&start_offset);
@@ -326,14 +326,17 @@ fn read_loop(
                     continue;
                 }
                 TailEvent::Item(FollowItem::Lines(chunk)) => {
-                    let (batch, dead) =
-                        decode_chunk(&mut decoder, &chunk.data, &chunk.path, chunk.start);
+                    let headers = file_headers
+                        .entry(chunk.id.clone())
+                        .or_insert_with(|| read_headers(&chunk.path));
+                    let (batches, dead) =
+                        decode_chunk(&mut decoder, headers, &chunk.data, &chunk.path, chunk.start);
                     Work {
                         id: chunk.id,
                         path: chunk.path,
                         start: chunk.start,
                         end: chunk.end,
-                        batch,
+                        batches,
                         dead,
                     }
                 }
@@ -350,7 +353,7 @@ fn read_loop(
                         path: o.path,
                         start: o.offset,
                         end: o.offset + o.size + 1,
-                        batch: None,
+                        batches: Vec::new(),
                         dead,
                     }
                 }
@@ -366,16 +369,45 @@ fn read_loop(
     }
 }
 
+/// The header lines at the start of a file (Zeek `#fields`, VPC flow log header), which say how
+/// its later lines are read: reading resumes mid-file after a restart.
+fn read_headers(path: &Path) -> Vec<Vec<u8>> {
+    use std::io::BufRead;
+    let Ok(f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    std::io::BufReader::new(f)
+        .split(b'\n')
+        .take(64)
+        .map_while(Result::ok)
+        .filter(|l| audithound_ingest::audit::is_header_line(l))
+        .collect()
+}
+
 /// Decodes complete lines; records that fail become dead letters with their position.
 fn decode_chunk(
     decoder: &mut AuditDecoder,
+    headers: &mut Vec<Vec<u8>>,
     data: &[u8],
     path: &Path,
     start: u64,
-) -> (Option<audithound_ingest::RecordBatch>, Vec<String>) {
+) -> (
+    Vec<(TableKind, audithound_ingest::RecordBatch)>,
+    Vec<String>,
+) {
     let mut dead = Vec::new();
     let mut offset = start;
+    decoder.reset_file_state();
+    for h in headers.iter() {
+        decoder.decode(h);
+    }
     for line in data.split_inclusive(|b| *b == b'\n') {
+        let trimmed = line.trim_ascii_end();
+        if audithound_ingest::audit::is_header_line(trimmed)
+            && !headers.iter().any(|h| h.as_slice() == trimmed)
+        {
+            headers.push(trimmed.to_vec());
+        }
         let outcome = decoder.decode(line);
         for e in outcome.errors {
             let excerpt = String::from_utf8_lossy(&line[..line.len().min(256)])
@@ -388,14 +420,14 @@ fn decode_chunk(
         }
         offset += line.len() as u64;
     }
-    let batch = match decoder.flush() {
+    let batches = match decoder.flush() {
         Ok(b) => b,
         Err(e) => {
             dead.push(serde_json::json!({"source": path.display().to_string(), "offset": start, "error": format!("batch assembly failed: {e}")}).to_string());
-            None
+            Vec::new()
         }
     };
-    (batch, dead)
+    (batches, dead)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -433,8 +465,8 @@ fn process_loop(
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
         };
         let source = work.id.short();
-        if let Some(batch) = &work.batch {
-            let outcome = engine.process(batch);
+        for (table, batch) in &work.batches {
+            let outcome = engine.process(*table, batch);
             for e in &outcome.errors {
                 metrics.rule_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::error!("{e}");
@@ -452,7 +484,7 @@ fn process_loop(
                 .events
                 .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
             capture
-                .write(AUDIT_TABLE, batch, &source, work.start, work.end)
+                .write(table.name(), batch, &source, work.start, work.end)
                 .context("writing the capture store")?;
         }
         if !work.dead.is_empty() {
@@ -514,24 +546,28 @@ fn maintain(capture: &CaptureStore, checkpoints: &CheckpointStore, settings: &Se
             .all()
             .any(|c| c.id.short() == p.source && p.end <= c.offset)
     };
-    match capture.compact(AUDIT_TABLE, now_hour - 1, 8, &durable) {
-        Ok(n) if n > 0 => tracing::info!(partitions = n, "compacted closed hours"),
-        Ok(_) => {}
-        Err(e) => tracing::warn!("compaction failed: {e}"),
-    }
-    match capture.enforce_retention(
-        AUDIT_TABLE,
-        now_hour,
-        settings.max_age_hours,
-        settings.max_bytes,
-    ) {
-        Ok(r) if r.partitions_removed > 0 => tracing::info!(
-            removed = r.partitions_removed,
-            bytes = r.bytes_freed,
-            "retention"
-        ),
-        Ok(_) => {}
-        Err(e) => tracing::warn!("retention failed: {e}"),
+    for table in TableKind::ALL {
+        let name = table.name();
+        match capture.compact(name, now_hour - 1, 8, &durable) {
+            Ok(n) if n > 0 => {
+                tracing::info!(table = name, partitions = n, "compacted closed hours")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(table = name, "compaction failed: {e}"),
+        }
+        match capture.enforce_retention(name, now_hour, settings.max_age_hours, settings.max_bytes)
+        {
+            Ok(r) if r.partitions_removed > 0 => {
+                tracing::info!(
+                    table = name,
+                    removed = r.partitions_removed,
+                    bytes = r.bytes_freed,
+                    "retention"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(table = name, "retention failed: {e}"),
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use audithound_models::{Finding, audit_schema};
+use audithound_models::{Finding, TableKind};
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::{
@@ -56,10 +56,10 @@ pub struct RuleConfig {
     pub disabled: Vec<String>,
 }
 
-/// Name of the table of the current batch.
-pub const AUDIT_TABLE: &str = "audit";
-/// Name of the table of a windowed rule's recent past.
-pub const AUDIT_WINDOW_TABLE: &str = "audit_window";
+/// The name of the table of a windowed rule's recent past: `audit_window`, `dns_window`, ...
+pub fn window_table(kind: TableKind) -> String {
+    format!("{}_window", kind.name())
+}
 
 /// A shared slot of batches that a streaming table yields when its plan executes.
 #[derive(Debug)]
@@ -102,6 +102,8 @@ struct Window {
 
 struct CompiledRule {
     identity: RuleIdentity,
+    /// The event table whose batches the rule judges.
+    table: TableKind,
     plan: Arc<dyn ExecutionPlan>,
     task_ctx: Arc<TaskContext>,
     exceptions: Vec<Exception>,
@@ -120,7 +122,7 @@ pub struct BatchOutcome {
 /// Runs a rule pack over micro-batches of the `audit` table.
 pub struct RuleEngine {
     runtime: tokio::runtime::Runtime,
-    current: Arc<BatchSlot>,
+    current: BTreeMap<TableKind, Arc<BatchSlot>>,
     rules: Vec<CompiledRule>,
     dedup: Deduplicator,
     watermark: Option<DateTime<Utc>>,
@@ -152,17 +154,7 @@ impl RuleEngine {
             .enable_all()
             .build()
             .map_err(|e| EngineError::Runtime(e.to_string()))?;
-        let current = Arc::new(BatchSlot {
-            schema: audit_schema(),
-            batches: Mutex::new(Vec::new()),
-        });
-        let mut engine = RuleEngine {
-            runtime,
-            current,
-            rules: Vec::new(),
-            dedup: Deduplicator::new(),
-            watermark: None,
-        };
+        let mut engine = RuleEngine::empty(runtime);
         let mut errors = Vec::new();
         for rule in pack.rules() {
             if !rule.spec.enabled || config.disabled.iter().any(|d| d == &rule.spec.id) {
@@ -191,20 +183,37 @@ impl RuleEngine {
                 rule_id: rule.spec.id.clone(),
                 message: format!("cannot start the engine: {e}"),
             })?;
-        let current = Arc::new(BatchSlot {
-            schema: audit_schema(),
-            batches: Mutex::new(Vec::new()),
-        });
-        let mut engine = RuleEngine {
+        let mut engine = RuleEngine::empty(runtime);
+        let compiled = engine.compile(rule, config, params)?;
+        engine.rules.push(compiled);
+        Ok(engine)
+    }
+
+    fn empty(runtime: tokio::runtime::Runtime) -> RuleEngine {
+        let current = TableKind::ALL
+            .iter()
+            .map(|k| {
+                (
+                    *k,
+                    Arc::new(BatchSlot {
+                        schema: k.schema(),
+                        batches: Mutex::new(Vec::new()),
+                    }),
+                )
+            })
+            .collect();
+        RuleEngine {
             runtime,
             current,
             rules: Vec::new(),
             dedup: Deduplicator::new(),
             watermark: None,
-        };
-        let compiled = engine.compile(rule, config, params)?;
-        engine.rules.push(compiled);
-        Ok(engine)
+        }
+    }
+
+    fn slot(&self, kind: TableKind) -> &Arc<BatchSlot> {
+        // Every table has a slot, created in `empty`.
+        &self.current[&kind]
     }
 
     /// Reopens incidents stored by an earlier run (see `FindingStore::recent`), so that evidence
@@ -256,20 +265,36 @@ impl RuleEngine {
         udf::register_all(&ctx);
         let table = |slot: &Arc<BatchSlot>| -> Result<Arc<StreamingTable>, RuleError> {
             let stream: Arc<dyn PartitionStream> = Arc::new(SlotStream(Arc::clone(slot)));
-            StreamingTable::try_new(audit_schema(), vec![stream])
+            StreamingTable::try_new(Arc::clone(&slot.schema), vec![stream])
                 .map(Arc::new)
                 .map_err(|e| invalid(e.to_string()))
         };
-        ctx.register_table(AUDIT_TABLE, table(&self.current)?)
-            .map_err(|e| invalid(e.to_string()))?;
-        let window_slot = rule.window.map(|_| {
+        for (kind, slot) in &self.current {
+            ctx.register_table(kind.name(), table(slot)?)
+                .map_err(|e| invalid(e.to_string()))?;
+        }
+        let window_kind = match rule.window {
+            Some(_) => Some(
+                TableKind::ALL
+                    .into_iter()
+                    .find(|k| mentions(&sql, &window_table(*k)))
+                    .ok_or_else(|| {
+                        invalid(
+                            "a windowed rule reads `audit_window`, `dns_window` or `flow_window`"
+                                .into(),
+                        )
+                    })?,
+            ),
+            None => None,
+        };
+        let window_slot = window_kind.map(|k| {
             Arc::new(BatchSlot {
-                schema: audit_schema(),
+                schema: k.schema(),
                 batches: Mutex::new(Vec::new()),
             })
         });
-        if let Some(slot) = &window_slot {
-            ctx.register_table(AUDIT_WINDOW_TABLE, table(slot)?)
+        if let (Some(kind), Some(slot)) = (window_kind, &window_slot) {
+            ctx.register_table(window_table(kind), table(slot)?)
                 .map_err(|e| invalid(e.to_string()))?;
         }
 
@@ -287,6 +312,21 @@ impl RuleEngine {
             })
             .map_err(|e| sql_err(e.to_string()))?;
 
+        let read = scanned_tables(&logical);
+        let table = match (window_kind, read.as_slice()) {
+            (Some(k), _) => k,
+            (None, [one]) => *one,
+            (None, []) => {
+                return Err(invalid(
+                    "the query reads no event table (audit, dns or flow)".into(),
+                ));
+            }
+            (None, _) => {
+                return Err(invalid(
+                    "the query reads several event tables; a rule judges one".into(),
+                ));
+            }
+        };
         let schema = plan.schema();
         let has_time = TIME_COLUMNS.iter().any(|c| {
             schema
@@ -340,18 +380,17 @@ impl RuleEngine {
 
         let window = match (rule.window, window_slot) {
             (Some(length), Some(slot)) => {
-                let retain = retention_filter(&logical)
+                let name = window_table(table);
+                let retain = retention_filter(&logical, &name)
                     .map(|expr| {
-                        let df_schema = DFSchema::try_from_qualified_schema(
-                            AUDIT_WINDOW_TABLE,
-                            &audit_schema(),
-                        )?;
+                        let df_schema =
+                            DFSchema::try_from_qualified_schema(name.as_str(), &table.schema())?;
                         ctx.state().create_physical_expr(expr, &df_schema)
                     })
                     .transpose()
                     .map_err(|e| sql_err(e.to_string()))?;
                 if retain.is_none() {
-                    tracing::warn!(rule = %spec.id, "windowed rule has no filter on audit_window: it retains every event of its window");
+                    tracing::warn!(rule = %spec.id, "windowed rule has no filter on its window table: it retains every event of its window");
                 }
                 Some(Window {
                     length,
@@ -374,6 +413,7 @@ impl RuleEngine {
                 period: rule.dedup_period,
                 windowed: rule.window.is_some(),
             },
+            table,
             plan,
             task_ctx: ctx.task_ctx(),
             exceptions,
@@ -381,8 +421,8 @@ impl RuleEngine {
         })
     }
 
-    /// Runs every rule on one batch of the `audit` table.
-    pub fn process(&mut self, batch: &RecordBatch) -> BatchOutcome {
+    /// Runs the rules of `table` on one batch of it.
+    pub fn process(&mut self, table: TableKind, batch: &RecordBatch) -> BatchOutcome {
         let mut outcome = BatchOutcome::default();
         if batch.num_rows() == 0 {
             return outcome;
@@ -390,10 +430,13 @@ impl RuleEngine {
         if let Some(max) = max_ts(batch) {
             self.watermark = Some(self.watermark.map_or(max, |w| w.max(max)));
         }
-        if let Ok(mut slot) = self.current.batches.lock() {
+        if let Ok(mut slot) = self.slot(table).batches.lock() {
             *slot = vec![batch.clone()];
         }
         for i in 0..self.rules.len() {
+            if self.rules[i].table != table {
+                continue;
+            }
             let result = if self.rules[i].window.is_some() {
                 self.run_windowed(i, batch)
             } else {
@@ -413,7 +456,7 @@ impl RuleEngine {
                 Err(e) => outcome.errors.push(e),
             }
         }
-        if let Ok(mut slot) = self.current.batches.lock() {
+        if let Ok(mut slot) = self.slot(table).batches.lock() {
             slot.clear();
         }
         if let Some(w) = self.watermark {
@@ -505,8 +548,8 @@ impl RuleEngine {
 
 /// The predicate that rows of `audit_window` must pass for the rule to see them: the filter
 /// directly above every scan of the table, ORed. `None` when some scan is unfiltered.
-fn retention_filter(plan: &LogicalPlan) -> Option<Expr> {
-    let is_window = |node: &LogicalPlan| matches!(node, LogicalPlan::TableScan(scan) if scan.table_name.table() == AUDIT_WINDOW_TABLE);
+fn retention_filter(plan: &LogicalPlan, window: &str) -> Option<Expr> {
+    let is_window = |node: &LogicalPlan| matches!(node, LogicalPlan::TableScan(scan) if scan.table_name.table() == window);
     let mut predicates: Vec<Expr> = Vec::new();
     let mut scans = 0usize;
     let _ = plan.apply(|node| {
@@ -528,6 +571,34 @@ fn retention_filter(plan: &LogicalPlan) -> Option<Expr> {
         return None;
     }
     predicates.into_iter().reduce(Expr::or)
+}
+
+/// The event tables a plan scans (window tables count as their table).
+fn scanned_tables(plan: &LogicalPlan) -> Vec<TableKind> {
+    let mut out = Vec::new();
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            let name = scan.table_name.table();
+            let base = name.strip_suffix("_window").unwrap_or(name);
+            if let Some(k) = TableKind::from_name(base)
+                && !out.contains(&k)
+            {
+                out.push(k);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    out
+}
+
+/// Whether `sql` names `table` as a whole word.
+fn mentions(sql: &str, table: &str) -> bool {
+    sql.match_indices(table).any(|(i, _)| {
+        let before = sql[..i].chars().next_back();
+        let after = sql[i + table.len()..].chars().next();
+        let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+        !word(before) && !word(after)
+    })
 }
 
 fn max_ts(batch: &RecordBatch) -> Option<DateTime<Utc>> {

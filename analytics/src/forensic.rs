@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use audithound_models::audit_schema;
+use audithound_models::TableKind;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::MemTable;
@@ -102,9 +102,17 @@ impl ForensicSession {
         Ok(ForensicSession { ctx, limits })
     }
 
-    /// Registers the capture store's `audit` table (Parquet parts under `<root>/audit`).
+    /// Registers the capture store's tables (`audit`, `dns`, `flow`: Parquet parts under
+    /// `<root>/<table>`).
     pub fn register_capture(&self, root: &Path) -> Result<(), QueryError> {
-        let dir = root.join("audit");
+        for table in TableKind::ALL {
+            self.register_capture_table(root, table)?;
+        }
+        Ok(())
+    }
+
+    fn register_capture_table(&self, root: &Path, kind: TableKind) -> Result<(), QueryError> {
+        let dir = root.join(kind.name());
         let store_err = |m: String| QueryError::Store {
             path: dir.display().to_string(),
             message: m,
@@ -121,20 +129,24 @@ impl ForensicSession {
             ]);
         let config = ListingTableConfig::new(url)
             .with_listing_options(options)
-            .with_schema(audit_schema());
+            .with_schema(kind.schema());
         let table = ListingTable::try_new(config).map_err(|e| store_err(e.to_string()))?;
         self.ctx
-            .register_table("audit", Arc::new(table))
+            .register_table(kind.name(), Arc::new(table))
             .map_err(|e| store_err(e.to_string()))?;
         Ok(())
     }
 
-    /// Registers decoded batches as the `audit` table.
-    pub fn register_batches(&self, batches: Vec<RecordBatch>) -> Result<(), QueryError> {
-        let table = MemTable::try_new(audit_schema(), vec![batches])
+    /// Registers decoded batches as one table.
+    pub fn register_batches(
+        &self,
+        kind: TableKind,
+        batches: Vec<RecordBatch>,
+    ) -> Result<(), QueryError> {
+        let table = MemTable::try_new(kind.schema(), vec![batches])
             .map_err(|e| QueryError::Sql(e.to_string()))?;
         self.ctx
-            .register_table("audit", Arc::new(table))
+            .register_table(kind.name(), Arc::new(table))
             .map_err(|e| QueryError::Sql(e.to_string()))?;
         Ok(())
     }
@@ -188,7 +200,7 @@ fn prune_partitions_by_time(plan: LogicalPlan) -> datafusion::error::Result<Logi
         let LogicalPlan::TableScan(mut scan) = node else {
             return Ok(Transformed::no(node));
         };
-        if scan.table_name.table() != "audit" || scan.filters.is_empty() {
+        if TableKind::from_name(scan.table_name.table()).is_none() || scan.filters.is_empty() {
             return Ok(Transformed::no(LogicalPlan::TableScan(scan)));
         }
         let (mut lo, mut hi) = (None::<i64>, None::<i64>);

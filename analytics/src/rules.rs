@@ -181,11 +181,16 @@ fn check_spec(
             "a windowed rule needs `dedup` (the columns that identify one incident), or every batch would report it again".into(),
         ));
     }
-    if window.is_some() != spec.sql.contains("audit_window") {
+    let reads_window = ["audit_window", "dns_window", "flow_window"]
+        .iter()
+        .any(|t| spec.sql.contains(t));
+    if window.is_some() != reads_window {
         return Err(invalid(if window.is_some() {
-            "a windowed rule reads the table `audit_window`".into()
+            "a windowed rule reads its window table (`audit_window`, `dns_window` or `flow_window`)"
+                .into()
         } else {
-            "the table `audit_window` needs a `window:` length".into()
+            "a window table (`audit_window`, `dns_window`, `flow_window`) needs a `window:` length"
+                .into()
         }));
     }
     for e in &spec.exceptions {

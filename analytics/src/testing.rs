@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use audithound_ingest::reader::{ReadOptions, decode_audit_bytes};
+use audithound_ingest::reader::{ReadOptions, decode_bytes};
 use audithound_models::Finding;
 use audithound_models::rule::{RuleTest, TestEvents};
 use serde_json::Value;
@@ -47,7 +47,7 @@ fn run_one(rule: &LoadedRule, test: &RuleTest, config: &RuleConfig) -> TestResul
         Ok(i) => i,
         Err(e) => return result(false, e),
     };
-    let (batches, bad, _) = decode_audit_bytes(&input, &ReadOptions::default());
+    let (batches, bad, _) = decode_bytes(&input, &ReadOptions::default());
     if let Some(b) = bad.first() {
         return result(
             false,
@@ -59,8 +59,8 @@ fn run_one(rule: &LoadedRule, test: &RuleTest, config: &RuleConfig) -> TestResul
         Err(e) => return result(false, e.to_string()),
     };
     let mut findings: BTreeMap<String, Finding> = BTreeMap::new();
-    for batch in &batches {
-        let outcome = engine.process(batch);
+    for (table, batch) in &batches {
+        let outcome = engine.process(*table, batch);
         if let Some(e) = outcome.errors.first() {
             return result(false, e.to_string());
         }

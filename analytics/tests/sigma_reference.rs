@@ -36,7 +36,7 @@ fn matches(rule: &audithound_analytics::LoadedRule, ev: &Value) -> bool {
     let mut engine =
         RuleEngine::single(rule, &RuleConfig::default(), &BTreeMap::new()).expect("rule compiles");
     batches.iter().any(|b| {
-        let out = engine.process(b);
+        let out = engine.process(audithound_models::TableKind::Audit, b);
         assert!(out.errors.is_empty(), "{:?}", out.errors);
         !out.findings.is_empty()
     })

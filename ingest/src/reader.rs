@@ -224,7 +224,10 @@ fn frame_inputs(
 fn looks_like_log(reader: &mut Box<dyn std::io::BufRead + Send>) -> std::io::Result<bool> {
     let head = reader.fill_buf()?;
     let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
-    let start = head.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(head.len());
+    let start = head
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(head.len());
     let head = &head[start..];
     if head.is_empty() || matches!(head[0], b'{' | b'[') {
         return Ok(true);
@@ -370,15 +373,25 @@ fn deliver_in_order<E>(
 
 /// Decodes an in-memory audit log on the calling thread and keeps the `audit` rows: for rule
 /// tests and small inputs.
-pub fn decode_audit_bytes(bytes: &[u8], options: &ReadOptions) -> (Vec<RecordBatch>, Vec<BadRecord>, ReadStats) {
+pub fn decode_audit_bytes(
+    bytes: &[u8],
+    options: &ReadOptions,
+) -> (Vec<RecordBatch>, Vec<BadRecord>, ReadStats) {
     let (tables, bad, stats) = decode_bytes(bytes, options);
-    let audit = tables.into_iter().filter(|(t, _)| *t == TableKind::Audit).map(|(_, b)| b).collect();
+    let audit = tables
+        .into_iter()
+        .filter(|(t, _)| *t == TableKind::Audit)
+        .map(|(_, b)| b)
+        .collect();
     (audit, bad, stats)
 }
 
 /// Decodes an in-memory log of any supported format (audit, DNS, flows) on the calling thread,
 /// into batches per table: for rule tests, the webhook body and small inputs.
-pub fn decode_bytes(bytes: &[u8], options: &ReadOptions) -> (Vec<(TableKind, RecordBatch)>, Vec<BadRecord>, ReadStats) {
+pub fn decode_bytes(
+    bytes: &[u8],
+    options: &ReadOptions,
+) -> (Vec<(TableKind, RecordBatch)>, Vec<BadRecord>, ReadStats) {
     let source: Arc<str> = Arc::from("<memory>");
     let mut framer = Framer::new(bytes, options.max_record_bytes);
     let mut chunk = new_chunk(0, &source, &[]);
@@ -393,6 +406,11 @@ pub fn decode_bytes(bytes: &[u8], options: &ReadOptions) -> (Vec<(TableKind, Rec
     let records = chunk.records.len() as u64;
     let mut decoder = AuditDecoder::new(options.decode.clone());
     let decoded = decode_chunk(&mut decoder, chunk, options.max_record_bytes);
-    let stats = ReadStats { inputs: 1, bytes: bytes.len() as u64, records, ..decoded.stats };
+    let stats = ReadStats {
+        inputs: 1,
+        bytes: bytes.len() as u64,
+        records,
+        ..decoded.stats
+    };
     (decoded.batches, decoded.bad, stats)
 }

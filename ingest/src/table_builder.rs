@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, ListBuilder,
+    StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
@@ -96,7 +96,11 @@ impl TableBuilder {
                 ColumnType::TextList => Column::List(ListBuilder::new(StringBuilder::new())),
             })
             .collect();
-        TableBuilder { kind, columns, len: 0 }
+        TableBuilder {
+            kind,
+            columns,
+            len: 0,
+        }
     }
 
     /// Rows appended since the last finish.
@@ -112,7 +116,12 @@ impl TableBuilder {
     /// Appends a row given as one cell per column, in schema order. A cell of the wrong kind
     /// becomes null rather than failing the batch.
     pub fn append(&mut self, cells: Vec<Cell>) {
-        debug_assert_eq!(cells.len(), self.columns.len(), "{} row has the wrong width", self.kind.name());
+        debug_assert_eq!(
+            cells.len(),
+            self.columns.len(),
+            "{} row has the wrong width",
+            self.kind.name()
+        );
         self.len += 1;
         let mut cells = cells.into_iter();
         for col in &mut self.columns {

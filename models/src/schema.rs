@@ -240,18 +240,17 @@ impl TableKind {
 
 fn schema_of(columns: &[AuditColumn]) -> SchemaRef {
     Arc::new(Schema::new(
-        columns.iter().map(|c| Field::new(c.name, c.kind.arrow_type(), c.name != "ts")).collect::<Vec<_>>(),
+        columns
+            .iter()
+            .map(|c| Field::new(c.name, c.kind.arrow_type(), c.name != "ts"))
+            .collect::<Vec<_>>(),
     ))
 }
 
 /// The Arrow schema of the `audit` table.
 pub fn audit_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
-    SCHEMA
-        .get_or_init(|| {
-            schema_of(AUDIT_COLUMNS)
-        })
-        .clone()
+    SCHEMA.get_or_init(|| schema_of(AUDIT_COLUMNS)).clone()
 }
 
 /// The position of a column in the `audit` schema, if it exists.

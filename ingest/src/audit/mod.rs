@@ -153,15 +153,25 @@ impl AuditDecoder {
 
     /// A text line: CoreDNS, Zeek TSV, VPC flow log, or a header of one of them. A container
     /// runtime's `<time> stdout F ` prefix is stripped and its time used.
-    fn decode_text(&mut self, line: &str, cluster: Option<&str>, time_hint: Option<i64>, out: &mut RecordOutcome) {
+    fn decode_text(
+        &mut self,
+        line: &str,
+        cluster: Option<&str>,
+        time_hint: Option<i64>,
+        out: &mut RecordOutcome,
+    ) {
         let line = line.trim_end_matches(['\r', '\n']);
         let (line, time_hint) = match strip_cri_prefix(line) {
             Some((ts, rest)) => (rest, Some(ts)),
             None => (line, time_hint),
         };
-        let cluster = cluster.or(self.options.cluster.as_deref()).map(String::from);
+        let cluster = cluster
+            .or(self.options.cluster.as_deref())
+            .map(String::from);
         if line.starts_with('#') {
-            self.zeek.get_or_insert_with(TsvHeader::default).absorb(line);
+            self.zeek
+                .get_or_insert_with(TsvHeader::default)
+                .absorb(line);
             return;
         }
         if vpc::is_header(line) {
@@ -169,14 +179,20 @@ impl AuditDecoder {
             return;
         }
         let now = time_hint.unwrap_or_else(|| chrono::Utc::now().timestamp_micros());
-        if let Some(header) = self.zeek.as_ref().filter(|h| !h.fields.is_empty() && line.contains('\t')) {
+        if let Some(header) = self
+            .zeek
+            .as_ref()
+            .filter(|h| !h.fields.is_empty() && line.contains('\t'))
+        {
             match zeek::parse_tsv(line, header) {
                 Ok(mut row) => {
                     row.cluster = cluster;
                     self.dns.append(row.cells());
                     out.events += 1;
                 }
-                Err(DecodeError::NotAuditEvent(m)) if m.contains("only dns.log") => out.skipped += 1,
+                Err(DecodeError::NotAuditEvent(m)) if m.contains("only dns.log") => {
+                    out.skipped += 1
+                }
                 Err(e) => out.errors.push(e),
             }
             return;
@@ -211,9 +227,17 @@ impl AuditDecoder {
 
     /// A JSON record that is not an audit event: Hubble flows, Zeek JSON (bare or in Metron's
     /// wrapper), a container runtime's JSON log line. `None` when it is none of them.
-    fn decode_netlog_json(&mut self, env: &Envelope<'_>, bytes: &[u8], cluster: Option<&str>, out: &mut RecordOutcome) -> Option<()> {
+    fn decode_netlog_json(
+        &mut self,
+        env: &Envelope<'_>,
+        bytes: &[u8],
+        cluster: Option<&str>,
+        out: &mut RecordOutcome,
+    ) -> Option<()> {
         let has = |k: &str| env.unknown.iter().any(|(key, _)| key == k);
-        let cluster = cluster.or(self.options.cluster.as_deref()).map(String::from);
+        let cluster = cluster
+            .or(self.options.cluster.as_deref())
+            .map(String::from);
         let text = std::str::from_utf8(bytes).ok()?;
         if has("flow") || (has("verdict") && has("IP")) {
             match hubble::parse(text, has("flow")) {
@@ -250,7 +274,11 @@ impl AuditDecoder {
         if let Some((_, log)) = env.unknown.iter().find(|(k, _)| k == "log")
             && let Ok(line) = serde_json::from_str::<String>(log.get())
         {
-            let time = env.unknown.iter().find(|(k, _)| k == "time").and_then(|(_, t)| serde_json::from_str::<String>(t.get()).ok());
+            let time = env
+                .unknown
+                .iter()
+                .find(|(k, _)| k == "time")
+                .and_then(|(_, t)| serde_json::from_str::<String>(t.get()).ok());
             let hint = time.and_then(|t| parse_rfc3339_micros(&t).ok());
             self.decode_text(&line, cluster.as_deref(), hint, out);
             return Some(());
@@ -411,7 +439,10 @@ impl AuditDecoder {
         }
         let is_event = env.kind.as_deref() == Some("Event")
             || (env.kind.is_none() && (env.audit_id.is_some() || env.verb.is_some()));
-        if !is_event && env.kind.is_none() && self.decode_netlog_json(&env, bytes, cluster, out).is_some() {
+        if !is_event
+            && env.kind.is_none()
+            && self.decode_netlog_json(&env, bytes, cluster, out).is_some()
+        {
             return Ok(());
         }
         if !is_event {
@@ -766,7 +797,12 @@ fn is_json_start(record: &[u8]) -> bool {
         Some(b'[') => record[1..]
             .iter()
             .find(|b| !b.is_ascii_whitespace())
-            .is_none_or(|b| matches!(b, b'{' | b'[' | b']' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n')),
+            .is_none_or(|b| {
+                matches!(
+                    b,
+                    b'{' | b'[' | b']' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n'
+                )
+            }),
         _ => false,
     }
 }

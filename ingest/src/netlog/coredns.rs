@@ -22,21 +22,33 @@ pub fn parse(line: &str, now: i64) -> Result<DnsRow, DecodeError> {
     let bad = |why: &str| DecodeError::NotAuditEvent(format!("CoreDNS log line: {why}"));
     let mut rest = line.trim();
     let mut ts = None;
-    if let Some((first, tail)) = rest.split_once(' ') {
-        if first.len() >= 20 && first.as_bytes()[4] == b'-' {
-            ts = Some(parse_rfc3339_micros(first)?);
-            rest = tail.trim_start();
-        }
+    if let Some((first, tail)) = rest.split_once(' ')
+        && first.len() >= 20
+        && first.as_bytes()[4] == b'-'
+    {
+        ts = Some(parse_rfc3339_micros(first)?);
+        rest = tail.trim_start();
     }
     if let Some(tail) = rest.strip_prefix('[') {
         let (_level, after) = tail.split_once(']').ok_or_else(|| bad("unclosed level"))?;
         rest = after.trim_start();
     }
-    let (remote, after) = rest.split_once(" - ").ok_or_else(|| bad("no ` - ` after the client address"))?;
-    let (client_ip, client_port) = split_host_port(remote.trim()).ok_or_else(|| bad("client address"))?;
-    let (id, after) = after.trim_start().split_once(' ').ok_or_else(|| bad("no query id"))?;
-    let after = after.trim_start().strip_prefix('"').ok_or_else(|| bad("no quoted question"))?;
-    let (question, after) = after.split_once('"').ok_or_else(|| bad("unclosed question"))?;
+    let (remote, after) = rest
+        .split_once(" - ")
+        .ok_or_else(|| bad("no ` - ` after the client address"))?;
+    let (client_ip, client_port) =
+        split_host_port(remote.trim()).ok_or_else(|| bad("client address"))?;
+    let (id, after) = after
+        .trim_start()
+        .split_once(' ')
+        .ok_or_else(|| bad("no query id"))?;
+    let after = after
+        .trim_start()
+        .strip_prefix('"')
+        .ok_or_else(|| bad("no quoted question"))?;
+    let (question, after) = after
+        .split_once('"')
+        .ok_or_else(|| bad("unclosed question"))?;
     let q: Vec<&str> = question.split_whitespace().collect();
     if q.len() < 4 {
         return Err(bad("question has fewer than 4 fields"));
@@ -44,7 +56,11 @@ pub fn parse(line: &str, now: i64) -> Result<DnsRow, DecodeError> {
     let tail: Vec<&str> = after.split_whitespace().collect();
     let rcode = tail.first().map(|s| s.to_string());
     let rsize = tail.get(2).and_then(|s| s.parse().ok());
-    let duration_ms = tail.get(3).and_then(|d| d.strip_suffix('s')).and_then(|d| d.parse::<f64>().ok()).map(|s| s * 1000.0);
+    let duration_ms = tail
+        .get(3)
+        .and_then(|d| d.strip_suffix('s'))
+        .and_then(|d| d.parse::<f64>().ok())
+        .map(|s| s * 1000.0);
     Ok(DnsRow {
         ts_micros: ts.unwrap_or(now),
         source_format: "coredns",
@@ -95,7 +111,13 @@ mod tests {
     fn ipv6_clients_and_bad_lines() {
         let r = parse("[INFO] [::1]:50759 - 29008 \"A IN example.org. udp 41 false 4096\" NOERROR qr,rd,ra,ad 68 0.037990251s", 0).unwrap();
         assert_eq!(r.client_ip.as_deref(), Some("::1"));
-        assert!(parse("[INFO] plugin/reload: Running configuration SHA512 = 1234", 0).is_err());
+        assert!(
+            parse(
+                "[INFO] plugin/reload: Running configuration SHA512 = 1234",
+                0
+            )
+            .is_err()
+        );
         assert!(!looks_like("[INFO] plugin/reload: Running configuration"));
     }
 }

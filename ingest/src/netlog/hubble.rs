@@ -110,15 +110,24 @@ struct Dns {
 pub fn parse(text: &str, wrapped: bool) -> Result<HubbleRecord, DecodeError> {
     let (flow, node, time) = if wrapped {
         let w: Wrapper = serde_json::from_str(text)?;
-        let flow = w.flow.ok_or_else(|| DecodeError::NotAuditEvent("Hubble record without flow".into()))?;
+        let flow = w
+            .flow
+            .ok_or_else(|| DecodeError::NotAuditEvent("Hubble record without flow".into()))?;
         (flow, w.node_name, w.time)
     } else {
         (serde_json::from_str::<Flow>(text)?, None, None)
     };
-    let time = flow.time.clone().or(time).ok_or_else(|| DecodeError::NotAuditEvent("Hubble flow without time".into()))?;
+    let time = flow
+        .time
+        .clone()
+        .or(time)
+        .ok_or_else(|| DecodeError::NotAuditEvent("Hubble flow without time".into()))?;
     let ts = parse_rfc3339_micros(&time)?;
     let node = flow.node_name.clone().or(node);
-    let (src_ip, dst_ip) = flow.ip.as_ref().map_or((None, None), |i| (i.source.clone(), i.destination.clone()));
+    let (src_ip, dst_ip) = flow
+        .ip
+        .as_ref()
+        .map_or((None, None), |i| (i.source.clone(), i.destination.clone()));
     let l4 = flow.l4.unwrap_or_default();
     let (proto, ports) = if let Some(p) = l4.tcp {
         ("TCP", Some(p))
@@ -133,13 +142,17 @@ pub fn parse(text: &str, wrapped: bool) -> Result<HubbleRecord, DecodeError> {
     } else {
         ("", None)
     };
-    let (src_port, dst_port) = ports.as_ref().map_or((None, None), |p| (p.source_port, p.destination_port));
+    let (src_port, dst_port) = ports
+        .as_ref()
+        .map_or((None, None), |p| (p.source_port, p.destination_port));
     let src = flow.source.unwrap_or_default();
     let dst = flow.destination.unwrap_or_default();
 
     if flow.type_.as_deref() == Some("L7") {
         let l7 = flow.l7.unwrap_or_default();
-        let Some(dns) = l7.dns else { return Ok(HubbleRecord::Skipped) };
+        let Some(dns) = l7.dns else {
+            return Ok(HubbleRecord::Skipped);
+        };
         let response = l7.type_.as_deref() == Some("RESPONSE");
         let (client, server, cport, sport, cip, sip) = if response {
             (dst, src, dst_port, src_port, dst_ip, src_ip)
@@ -147,7 +160,10 @@ pub fn parse(text: &str, wrapped: bool) -> Result<HubbleRecord, DecodeError> {
             (src, dst, src_port, dst_port, src_ip, dst_ip)
         };
         let _ = server;
-        let latency = l7.latency_ns.and_then(|v| v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())));
+        let latency = l7.latency_ns.and_then(|v| {
+            v.as_f64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        });
         return Ok(HubbleRecord::Dns(DnsRow {
             ts_micros: ts,
             source_format: "hubble",
@@ -158,7 +174,11 @@ pub fn parse(text: &str, wrapped: bool) -> Result<HubbleRecord, DecodeError> {
             server_port: sport,
             qname: dns.query,
             qtype: dns.qtypes.and_then(|q| q.into_iter().next()),
-            rcode: if response { dns.rcode.map(rcode_name) } else { None },
+            rcode: if response {
+                dns.rcode.map(rcode_name)
+            } else {
+                None
+            },
             proto: (!proto.is_empty()).then(|| proto.to_ascii_lowercase()),
             duration_ms: latency.map(|ns| ns / 1e6),
             answers: dns.ips,
@@ -168,7 +188,13 @@ pub fn parse(text: &str, wrapped: bool) -> Result<HubbleRecord, DecodeError> {
             ..Default::default()
         }));
     }
-    let flags = ports.and_then(|p| p.flags).map(|f| f.into_iter().filter(|(_, on)| *on).map(|(k, _)| k).collect::<Vec<_>>().join(","));
+    let flags = ports.and_then(|p| p.flags).map(|f| {
+        f.into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(k, _)| k)
+            .collect::<Vec<_>>()
+            .join(",")
+    });
     Ok(HubbleRecord::Flow(FlowRow {
         ts_micros: ts,
         source_format: "hubble",
@@ -201,7 +227,9 @@ mod tests {
     #[test]
     fn an_l3_l4_flow_of_the_sample() {
         let line = r#"{"flow":{"time":"2021-06-16T16:52:13.136834446Z","verdict":"FORWARDED","IP":{"source":"10.0.2.16","destination":"10.0.2.1","ipVersion":"IPv4"},"l4":{"TCP":{"source_port":15020,"destination_port":42044,"flags":{"FIN":true,"ACK":true}}},"source":{"ID":1231,"identity":25339,"namespace":"bookinfo","labels":["k8s:app=reviews"],"pod_name":"reviews-v1-545db77b95-s6jb8"},"destination":{"identity":1,"labels":["reserved:host"]},"Type":"L3_L4","node_name":"gke-node","reply":true,"traffic_direction":"INGRESS"},"node_name":"gke-node","time":"2021-06-16T16:52:13.136834446Z"}"#;
-        let HubbleRecord::Flow(f) = parse(line, true).unwrap() else { panic!("a flow") };
+        let HubbleRecord::Flow(f) = parse(line, true).unwrap() else {
+            panic!("a flow")
+        };
         assert_eq!(f.src_pod.as_deref(), Some("reviews-v1-545db77b95-s6jb8"));
         assert_eq!(f.src_namespace.as_deref(), Some("bookinfo"));
         assert_eq!(f.dst_port, Some(42044));
@@ -213,7 +241,9 @@ mod tests {
     #[test]
     fn an_l7_dns_response_names_the_destination_as_the_client() {
         let line = r#"{"flow":{"time":"2021-10-04T11:22:26.6Z","verdict":"FORWARDED","IP":{"source":"10.156.2.3","destination":"10.156.2.2"},"l4":{"UDP":{"source_port":53,"destination_port":59102}},"source":{"namespace":"kube-system","pod_name":"kube-dns-b4f5c58c7-vnx5s"},"destination":{"namespace":"web","pod_name":"frontend-1"},"Type":"L7","l7":{"type":"RESPONSE","latency_ns":"1200000","dns":{"query":"api.example.com.","ips":["93.184.216.34"],"rcode":3,"qtypes":["A"]}}}}"#;
-        let HubbleRecord::Dns(d) = parse(line, true).unwrap() else { panic!("dns") };
+        let HubbleRecord::Dns(d) = parse(line, true).unwrap() else {
+            panic!("dns")
+        };
         assert_eq!(d.client_pod.as_deref(), Some("frontend-1"));
         assert_eq!(d.client_ip.as_deref(), Some("10.156.2.2"));
         assert_eq!(d.rcode.as_deref(), Some("NXDOMAIN"));

@@ -171,16 +171,67 @@ mod tests {
     #[test]
     fn rows_land_in_the_columns_of_their_names() {
         let mut b = TableBuilder::new(TableKind::Dns);
-        b.append(DnsRow { qname: Some("Evil.Example.".into()), rcode: Some("NXDOMAIN".into()), client_port: Some(5353), ..Default::default() }.cells());
+        b.append(
+            DnsRow {
+                qname: Some("Evil.Example.".into()),
+                rcode: Some("NXDOMAIN".into()),
+                client_port: Some(5353),
+                ..Default::default()
+            }
+            .cells(),
+        );
         let batch = b.finish().unwrap();
-        assert_eq!(batch.column_by_name("qname").unwrap().as_string::<i32>().value(0), "evil.example");
-        assert_eq!(batch.column_by_name("rcode").unwrap().as_string::<i32>().value(0), "NXDOMAIN");
-        assert_eq!(batch.column_by_name("client_port").unwrap().as_primitive::<arrow::datatypes::Int32Type>().value(0), 5353);
+        assert_eq!(
+            batch
+                .column_by_name("qname")
+                .unwrap()
+                .as_string::<i32>()
+                .value(0),
+            "evil.example"
+        );
+        assert_eq!(
+            batch
+                .column_by_name("rcode")
+                .unwrap()
+                .as_string::<i32>()
+                .value(0),
+            "NXDOMAIN"
+        );
+        assert_eq!(
+            batch
+                .column_by_name("client_port")
+                .unwrap()
+                .as_primitive::<arrow::datatypes::Int32Type>()
+                .value(0),
+            5353
+        );
         let mut f = TableBuilder::new(TableKind::Flow);
-        f.append(FlowRow { dst_port: Some(10250), verdict: Some("DROPPED".into()), packets: Some(3), ..Default::default() }.cells());
+        f.append(
+            FlowRow {
+                dst_port: Some(10250),
+                verdict: Some("DROPPED".into()),
+                packets: Some(3),
+                ..Default::default()
+            }
+            .cells(),
+        );
         let batch = f.finish().unwrap();
-        assert_eq!(batch.column_by_name("verdict").unwrap().as_string::<i32>().value(0), "DROPPED");
-        assert_eq!(batch.column_by_name("packets").unwrap().as_primitive::<arrow::datatypes::Int64Type>().value(0), 3);
+        assert_eq!(
+            batch
+                .column_by_name("verdict")
+                .unwrap()
+                .as_string::<i32>()
+                .value(0),
+            "DROPPED"
+        );
+        assert_eq!(
+            batch
+                .column_by_name("packets")
+                .unwrap()
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .value(0),
+            3
+        );
         assert!(batch.column_by_name("src_pod").unwrap().is_null(0));
     }
 }

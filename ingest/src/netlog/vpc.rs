@@ -8,8 +8,20 @@ use super::FlowRow;
 
 /// The v2 default format's fields.
 pub const DEFAULT_FIELDS: [&str; 14] = [
-    "version", "account-id", "interface-id", "srcaddr", "dstaddr", "srcport", "dstport", "protocol",
-    "packets", "bytes", "start", "end", "action", "log-status",
+    "version",
+    "account-id",
+    "interface-id",
+    "srcaddr",
+    "dstaddr",
+    "srcport",
+    "dstport",
+    "protocol",
+    "packets",
+    "bytes",
+    "start",
+    "end",
+    "action",
+    "log-status",
 ];
 
 /// Whether a line is a VPC flow log header.
@@ -21,23 +33,44 @@ pub fn is_header(line: &str) -> bool {
 /// Whether a line looks like a VPC flow record of `fields`.
 pub fn looks_like(line: &str, fields: &[String]) -> bool {
     let tokens: Vec<&str> = line.split_whitespace().collect();
-    let want = if fields.is_empty() { DEFAULT_FIELDS.len() } else { fields.len() };
-    tokens.len() == want && tokens[0].chars().all(|c| c.is_ascii_digit()) && (tokens.len() < 3 || tokens.iter().any(|t| t.starts_with("eni-") || *t == "-"))
+    let want = if fields.is_empty() {
+        DEFAULT_FIELDS.len()
+    } else {
+        fields.len()
+    };
+    tokens.len() == want
+        && tokens[0].chars().all(|c| c.is_ascii_digit())
+        && (tokens.len() < 3 || tokens.iter().any(|t| t.starts_with("eni-") || *t == "-"))
 }
 
 /// Parses one record; `Ok(None)` for NODATA/SKIPDATA.
 pub fn parse(line: &str, fields: &[String]) -> Result<Option<FlowRow>, DecodeError> {
     let tokens: Vec<&str> = line.split_whitespace().collect();
-    let names: Vec<&str> = if fields.is_empty() { DEFAULT_FIELDS.to_vec() } else { fields.iter().map(String::as_str).collect() };
+    let names: Vec<&str> = if fields.is_empty() {
+        DEFAULT_FIELDS.to_vec()
+    } else {
+        fields.iter().map(String::as_str).collect()
+    };
     if tokens.len() != names.len() {
-        return Err(DecodeError::NotAuditEvent(format!("VPC flow record has {} fields, the format has {}", tokens.len(), names.len())));
+        return Err(DecodeError::NotAuditEvent(format!(
+            "VPC flow record has {} fields, the format has {}",
+            tokens.len(),
+            names.len()
+        )));
     }
-    let get = |n: &str| names.iter().position(|x| *x == n).and_then(|i| tokens.get(i).copied()).filter(|v| *v != "-");
+    let get = |n: &str| {
+        names
+            .iter()
+            .position(|x| *x == n)
+            .and_then(|i| tokens.get(i).copied())
+            .filter(|v| *v != "-")
+    };
     if matches!(get("log-status"), Some("NODATA" | "SKIPDATA")) {
         return Ok(None);
     }
     let num = |n: &str| get(n).and_then(|v| v.parse::<i64>().ok());
-    let start = num("start").ok_or_else(|| DecodeError::BadTimestamp(get("start").unwrap_or("-").to_string()))?;
+    let start = num("start")
+        .ok_or_else(|| DecodeError::BadTimestamp(get("start").unwrap_or("-").to_string()))?;
     Ok(Some(FlowRow {
         ts_micros: start.saturating_mul(1_000_000),
         source_format: "vpc",
@@ -67,7 +100,14 @@ mod tests {
         assert_eq!(r.proto.as_deref(), Some("TCP"));
         assert_eq!(r.verdict.as_deref(), Some("REJECT"));
         assert_eq!(r.ts_micros, 1_418_530_010_000_000);
-        assert_eq!(parse("2 12345678910 eni-0eb1e4178af74336c - - - - - - - 1742570089 1742570142 - NODATA", &[]).unwrap(), None);
+        assert_eq!(
+            parse(
+                "2 12345678910 eni-0eb1e4178af74336c - - - - - - - 1742570089 1742570142 - NODATA",
+                &[]
+            )
+            .unwrap(),
+            None
+        );
     }
 
     #[test]

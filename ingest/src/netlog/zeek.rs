@@ -42,7 +42,11 @@ pub fn parse_json(text: &str) -> Result<DnsRow, DecodeError> {
     let ts = match z.ts.as_deref().map(RawValue::get) {
         Some(t) if t.starts_with('"') => parse_rfc3339_micros(t.trim_matches('"'))?,
         Some(t) => epoch_micros(t)?,
-        None => return Err(DecodeError::NotAuditEvent("Zeek dns record without ts".into())),
+        None => {
+            return Err(DecodeError::NotAuditEvent(
+                "Zeek dns record without ts".into(),
+            ));
+        }
     };
     Ok(DnsRow {
         ts_micros: ts,
@@ -64,7 +68,10 @@ pub fn parse_json(text: &str) -> Result<DnsRow, DecodeError> {
 }
 
 fn epoch_micros(t: &str) -> Result<i64, DecodeError> {
-    let secs: f64 = t.trim().parse().map_err(|_| DecodeError::BadTimestamp(t.to_string()))?;
+    let secs: f64 = t
+        .trim()
+        .parse()
+        .map_err(|_| DecodeError::BadTimestamp(t.to_string()))?;
     if !secs.is_finite() {
         return Err(DecodeError::BadTimestamp(t.to_string()));
     }
@@ -103,14 +110,22 @@ impl TsvHeader {
 /// Parses one data line of a TSV dns.log.
 pub fn parse_tsv(line: &str, header: &TsvHeader) -> Result<DnsRow, DecodeError> {
     if header.path.as_deref().is_some_and(|p| p != "dns") {
-        return Err(DecodeError::NotAuditEvent(format!("Zeek {} log (only dns.log is decoded)", header.path.as_deref().unwrap_or("?"))));
+        return Err(DecodeError::NotAuditEvent(format!(
+            "Zeek {} log (only dns.log is decoded)",
+            header.path.as_deref().unwrap_or("?")
+        )));
     }
     let values: Vec<&str> = line.split('\t').collect();
     let get = |name: &str| -> Option<&str> {
         let i = header.fields.iter().position(|f| f == name)?;
-        values.get(i).copied().filter(|v| *v != "-" && *v != "(empty)")
+        values
+            .get(i)
+            .copied()
+            .filter(|v| *v != "-" && *v != "(empty)")
     };
-    let ts = epoch_micros(get("ts").ok_or_else(|| DecodeError::NotAuditEvent("Zeek dns line without ts".into()))?)?;
+    let ts = epoch_micros(
+        get("ts").ok_or_else(|| DecodeError::NotAuditEvent("Zeek dns line without ts".into()))?,
+    )?;
     let num = |n: &str| get(n).and_then(|v| v.parse::<i64>().ok());
     Ok(DnsRow {
         ts_micros: ts,
@@ -125,8 +140,14 @@ pub fn parse_tsv(line: &str, header: &TsvHeader) -> Result<DnsRow, DecodeError> 
         qtype: get("qtype_name").map(String::from),
         rcode: get("rcode_name").map(String::from),
         proto: get("proto").map(String::from),
-        duration_ms: get("rtt").and_then(|v| v.parse::<f64>().ok()).map(|r| r * 1000.0),
-        answers: get("answers").map(|a| a.split(header.set_separator.as_str()).map(String::from).collect()),
+        duration_ms: get("rtt")
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|r| r * 1000.0),
+        answers: get("answers").map(|a| {
+            a.split(header.set_separator.as_str())
+                .map(String::from)
+                .collect()
+        }),
         ..Default::default()
     })
 }
@@ -148,7 +169,12 @@ mod tests {
     #[test]
     fn tsv_lines_follow_their_header() {
         let mut h = TsvHeader::default();
-        for l in ["#separator \\x09", "#set_separator\t,", "#path\tdns", "#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\ttrans_id\trtt\tquery\tqclass\tqclass_name\tqtype\tqtype_name\trcode\trcode_name\tAA\tTC\tRD\tRA\tZ\tanswers\tTTLs\trejected"] {
+        for l in [
+            "#separator \\x09",
+            "#set_separator\t,",
+            "#path\tdns",
+            "#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\ttrans_id\trtt\tquery\tqclass\tqclass_name\tqtype\tqtype_name\trcode\trcode_name\tAA\tTC\tRD\tRA\tZ\tanswers\tTTLs\trejected",
+        ] {
             h.absorb(l);
         }
         let r = parse_tsv("1258567191.405770\tCwRyEk\t192.168.1.103\t52826\t192.168.1.1\t53\tudp\t32795\t0.005\tmail.example.com\t1\tC_INTERNET\t1\tA\t0\tNOERROR\tF\tF\tT\tT\t0\t10.0.0.1,10.0.0.2\t300.0,300.0\tF", &h).unwrap();

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
+use notify::{EventKind, RecursiveMode, Watcher};
 
 use super::fingerprint::{FileId, identify};
 use super::follower::{FollowItem, Follower};
@@ -74,8 +74,17 @@ impl Tailer {
     /// A tailer over `options.paths`. `start_offset` gives the checkpointed offset of a file.
     pub fn new(options: TailerOptions) -> Self {
         let (tx, rx) = channel();
-        let watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
-            let _ = tx.send(());
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            // Only changes wake the poll: our own reads raise access events, and waking on
+            // them would spin.
+            if res.is_ok_and(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+                )
+            }) {
+                let _ = tx.send(());
+            }
         })
         .ok()
         .map(|mut w| {
@@ -117,12 +126,13 @@ impl Tailer {
     /// Waits for a file event or the timeout, whichever comes first.
     pub fn wait(&self, timeout: Duration) {
         match &self.wake {
-            Some(rx) => {
-                if rx.recv_timeout(timeout).is_ok() {
-                    // Coalesce a burst of events into one wake-up.
-                    while rx.try_recv().is_ok() {}
-                }
-            }
+            Some(rx) => match rx.recv_timeout(timeout) {
+                // Coalesce a burst of events into one wake-up.
+                Ok(()) => while rx.try_recv().is_ok() {},
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                // The watcher is gone: fall back to plain polling.
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(timeout),
+            },
             None => std::thread::sleep(timeout),
         }
     }
@@ -166,8 +176,9 @@ impl Tailer {
                     Err(e) => {
                         events.push(TailEvent::Problem {
                             path: f.path.clone(),
-                            message: format!("reading a rotated file: {e}"),
+                            message: format!("reading a rotated file: {e}; giving it up"),
                         });
+                        read_any = false;
                         break;
                     }
                 }
