@@ -110,6 +110,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
 
     let mut findings: BTreeMap<String, Finding> = BTreeMap::new();
+    let mut directory = audithound_analytics::enrich::IpDirectory::new();
     let mut shown_bad: Vec<BadRecord> = Vec::new();
     let mut engine_errors = 0u64;
     let on_progress = |bytes: u64| {
@@ -124,6 +125,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         |item| -> anyhow::Result<()> {
             match item {
                 DecodedBatch::Batch(table, batch) => {
+                    let batch = directory.enrich(table, batch);
                     let outcome = engine.process(table, &batch);
                     for e in &outcome.errors {
                         engine_errors += 1;

@@ -445,6 +445,7 @@ fn process_loop(
     let mut last_maintenance = Instant::now();
     let mut out = std::io::stdout();
     let mut printed = std::collections::HashSet::new();
+    let mut directory = audithound_analytics::enrich::IpDirectory::new();
     loop {
         let work = match rx.recv_timeout(IDLE_POLL) {
             Ok(w) => w,
@@ -465,8 +466,10 @@ fn process_loop(
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
         };
         let source = work.id.short();
-        for (table, batch) in &work.batches {
-            let outcome = engine.process(*table, batch);
+        for (table, batch) in work.batches {
+            let batch = directory.enrich(table, batch);
+            let batch = &batch;
+            let outcome = engine.process(table, batch);
             for e in &outcome.errors {
                 metrics.rule_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::error!("{e}");

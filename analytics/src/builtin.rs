@@ -55,6 +55,10 @@ pub const BUILTIN_RULES: &[(&str, &str)] = &[
         include_str!("../rules/dangerous-capabilities.yaml"),
     ),
     (
+        "dns-tunneling.yaml",
+        include_str!("../rules/dns-tunneling.yaml"),
+    ),
+    (
         "ephemeral-container.yaml",
         include_str!("../rules/ephemeral-container.yaml"),
     ),
@@ -82,7 +86,15 @@ pub const BUILTIN_RULES: &[(&str, &str)] = &[
         "ingress-without-tls.yaml",
         include_str!("../rules/ingress-without-tls.yaml"),
     ),
+    (
+        "internal-scanning.yaml",
+        include_str!("../rules/internal-scanning.yaml"),
+    ),
     ("kubectl-cp.yaml", include_str!("../rules/kubectl-cp.yaml")),
+    (
+        "kubelet-etcd-port-access.yaml",
+        include_str!("../rules/kubelet-etcd-port-access.yaml"),
+    ),
     (
         "kubelet-proxy.yaml",
         include_str!("../rules/kubelet-proxy.yaml"),
@@ -96,12 +108,24 @@ pub const BUILTIN_RULES: &[(&str, &str)] = &[
         include_str!("../rules/mass-deletion.yaml"),
     ),
     (
+        "metadata-endpoint-dns.yaml",
+        include_str!("../rules/metadata-endpoint-dns.yaml"),
+    ),
+    (
+        "metadata-endpoint-flow.yaml",
+        include_str!("../rules/metadata-endpoint-flow.yaml"),
+    ),
+    (
         "networkpolicy-all-removed.yaml",
         include_str!("../rules/networkpolicy-all-removed.yaml"),
     ),
     (
         "networkpolicy-deleted.yaml",
         include_str!("../rules/networkpolicy-deleted.yaml"),
+    ),
+    (
+        "nxdomain-burst.yaml",
+        include_str!("../rules/nxdomain-burst.yaml"),
     ),
     (
         "offensive-tool-user-agent.yaml",
@@ -127,6 +151,10 @@ pub const BUILTIN_RULES: &[(&str, &str)] = &[
     (
         "psa-labels-weakened.yaml",
         include_str!("../rules/psa-labels-weakened.yaml"),
+    ),
+    (
+        "restricted-egress.yaml",
+        include_str!("../rules/restricted-egress.yaml"),
     ),
     (
         "role-escalation-verbs.yaml",

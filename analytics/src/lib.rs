@@ -7,6 +7,7 @@
 pub mod builtin;
 pub mod dedup;
 pub mod engine;
+pub mod enrich;
 pub mod error;
 pub mod forensic;
 pub mod matches;

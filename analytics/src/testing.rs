@@ -59,8 +59,10 @@ fn run_one(rule: &LoadedRule, test: &RuleTest, config: &RuleConfig) -> TestResul
         Err(e) => return result(false, e.to_string()),
     };
     let mut findings: BTreeMap<String, Finding> = BTreeMap::new();
-    for (table, batch) in &batches {
-        let outcome = engine.process(*table, batch);
+    let mut directory = crate::enrich::IpDirectory::new();
+    for (table, batch) in batches {
+        let batch = directory.enrich(table, batch);
+        let outcome = engine.process(table, &batch);
         if let Some(e) = outcome.errors.first() {
             return result(false, e.to_string());
         }

@@ -3,6 +3,8 @@
 //! - `ip_in_cidrs(ip, cidr, ...)`: whether an address (or any address of a list) lies in any of
 //!   the networks (NULL when no network is given, so a rule over an unconfigured list stays quiet).
 //! - `list_any_regex(list, regex)`: whether any element of a string list matches.
+//! - `registered_domain(name)`: the registrable domain of a DNS name (`evil.co.uk`,
+//!   `example.com`), and `subdomain_of(name)`: what comes before it.
 //! - `image_registry(image)`: the registry host of an image reference (`docker.io` by default).
 //! - `image_is_pinned(image)`: whether the reference names a digest or a tag other than `latest`.
 //! - `list_any_prefix(list, prefix, ...)`: whether any element of a string list starts with any
@@ -59,6 +61,8 @@ pub fn register_all(ctx: &SessionContext) {
         Func::JsonKeyIsNull,
         Func::JsonMissingKeys,
         Func::ListAnyRegex,
+        Func::RegisteredDomain,
+        Func::SubdomainOf,
     ] {
         ctx.register_udf(ScalarUDF::new_from_impl(AuditFunction::new(f)));
     }
@@ -81,6 +85,8 @@ enum Func {
     JsonKeyIsNull,
     JsonMissingKeys,
     ListAnyRegex,
+    RegisteredDomain,
+    SubdomainOf,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -116,6 +122,8 @@ impl ScalarUDFImpl for AuditFunction {
             Func::JsonKeyIsNull => "json_key_is_null",
             Func::JsonMissingKeys => "json_missing_keys",
             Func::ListAnyRegex => "list_any_regex",
+            Func::RegisteredDomain => "registered_domain",
+            Func::SubdomainOf => "subdomain_of",
         }
     }
 
@@ -154,7 +162,11 @@ impl ScalarUDFImpl for AuditFunction {
             | Func::GrantsAny
             | Func::JsonKeyIsNull
             | Func::ListAnyRegex => DataType::Boolean,
-            Func::ImageRegistry | Func::JsonGet | Func::JsonKey => DataType::Utf8,
+            Func::ImageRegistry
+            | Func::JsonGet
+            | Func::JsonKey
+            | Func::RegisteredDomain
+            | Func::SubdomainOf => DataType::Utf8,
             Func::ShannonEntropy => DataType::Float64,
             Func::ImagesOutside | Func::UnpinnedImages | Func::JsonMissingKeys => {
                 DataType::List(Arc::new(datafusion::arrow::datatypes::Field::new(
@@ -209,6 +221,12 @@ impl ScalarUDFImpl for AuditFunction {
                     )
                 })
             }
+            Func::RegisteredDomain => map_text(&args.args[0], rows, |s, b: &mut StringBuilder| {
+                b.append_value(split_domain(s).1)
+            }),
+            Func::SubdomainOf => map_text(&args.args[0], rows, |s, b: &mut StringBuilder| {
+                b.append_value(split_domain(s).0)
+            }),
             Func::ListAnyRegex => {
                 let Some(pattern) = scalar_strings(&args.args[1..])? else {
                     return Ok(ColumnarValue::Scalar(ScalarValue::Boolean(None)));
@@ -676,6 +694,28 @@ pub fn image_is_pinned(image: &str) -> bool {
     }
 }
 
+/// (subdomain, registrable domain) of a DNS name: the last two labels, or three when the
+/// second-level label is a public suffix of a country code (`co.uk`, `com.au`).
+pub fn split_domain(name: &str) -> (&str, &str) {
+    let name = name.trim_end_matches('.');
+    let labels: Vec<&str> = name.split('.').collect();
+    if labels.len() <= 2 {
+        return ("", name);
+    }
+    let n = labels.len();
+    let cc_suffix = labels[n - 1].len() == 2
+        && matches!(
+            labels[n - 2],
+            "co" | "com" | "net" | "org" | "gov" | "ac" | "edu" | "ne" | "or"
+        );
+    let keep = if cc_suffix { 3 } else { 2 };
+    if labels.len() <= keep {
+        return ("", name);
+    }
+    let cut: usize = labels[..n - keep].iter().map(|l| l.len() + 1).sum();
+    (&name[..cut - 1], &name[cut..])
+}
+
 /// Shannon entropy in bits per character.
 pub fn shannon_entropy(s: &str) -> f64 {
     if s.is_empty() {
@@ -810,6 +850,14 @@ mod tests {
         assert!(grant_covers("*/exec:create", "pods/exec:create"));
         assert!(!grant_covers("pods:create", "pods/exec:create"));
         assert!(!grant_covers("secrets:get", "secrets:create"));
+    }
+
+    #[test]
+    fn registered_domains_and_subdomains() {
+        assert_eq!(split_domain("a.b.example.com."), ("a.b", "example.com"));
+        assert_eq!(split_domain("x.evil.co.uk"), ("x", "evil.co.uk"));
+        assert_eq!(split_domain("example.com"), ("", "example.com"));
+        assert_eq!(split_domain("localhost"), ("", "localhost"));
     }
 
     #[test]
