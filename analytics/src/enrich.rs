@@ -49,7 +49,7 @@ impl IpDirectory {
             .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>().cloned());
         let now = ts
             .as_ref()
-            .and_then(|t| datafusion::arrow::compute::max(t))
+            .and_then(datafusion::arrow::compute::max)
             .unwrap_or(0);
         for (ip, ns, pod) in triples {
             let (Some(ip), Some(ns), Some(pod)) =
@@ -102,11 +102,9 @@ impl IpDirectory {
                     }
                 }
             }
-            if changed {
-                if let (Ok(ni), Ok(pi)) = (schema.index_of(ns), schema.index_of(pod)) {
-                    columns[ni] = Arc::new(new_ns.finish());
-                    columns[pi] = Arc::new(new_pod.finish());
-                }
+            if changed && let (Ok(ni), Ok(pi)) = (schema.index_of(ns), schema.index_of(pod)) {
+                columns[ni] = Arc::new(new_ns.finish());
+                columns[pi] = Arc::new(new_pod.finish());
             }
         }
         RecordBatch::try_new(schema, columns).unwrap_or(batch)
