@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use audithound_analytics::store::FindingStore;
 use audithound_analytics::{RuleEngine, RulePack};
 use audithound_api::Metrics;
@@ -73,6 +73,8 @@ pub struct Settings {
 }
 
 const QUEUE_DEPTH: usize = 4;
+/// Where kubeadm-style control planes write the audit log (`--audit-log-path`).
+const DEFAULT_AUDIT_LOG: &str = "/var/log/kubernetes/audit/audit.log";
 const IDLE_POLL: Duration = Duration::from_millis(200);
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(300);
 
@@ -109,9 +111,10 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
         audit_logs.extend(paths.iter().cloned());
     }
     if audit_logs.is_empty() {
-        bail!(
-            "nothing to follow: give --audit-log PATH (or --dns-log, --flow-log, or `audit_logs` in the config), or try `audithound serve --demo`"
+        tracing::info!(
+            "no log given: following the API server's usual audit log path {DEFAULT_AUDIT_LOG}"
         );
+        audit_logs.push(PathBuf::from(DEFAULT_AUDIT_LOG));
     }
     let max_age_hours = Some(
         audithound_models::rule::parse_duration(&config.retention.max_age)

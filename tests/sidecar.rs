@@ -186,13 +186,46 @@ fn kill_9_at_any_moment_loses_no_line_and_duplicates_nothing() {
 }
 
 #[test]
-fn serve_refuses_to_start_without_anything_to_follow() {
-    let out = bin()
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .output()
+fn with_no_log_given_it_waits_for_the_default_path_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = dir.path().join("sidecar.log");
+    let err = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&stderr)
         .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--audit-log"));
+    let mut child = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline
+        && !std::fs::read_to_string(&stderr)
+            .unwrap_or_default()
+            .contains("waiting for it to appear")
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let log = std::fs::read_to_string(&stderr).unwrap();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("/var/log/kubernetes/audit/audit.log")
+            && log.contains("waiting for it to appear"),
+        "{log}"
+    );
+    assert!(
+        dir.path().join("data/checkpoints.json").exists(),
+        "checkpoints are written on exit"
+    );
 }
 
 #[test]

@@ -108,6 +108,28 @@ impl Follower {
         Ok(self.file.metadata()?.len() < read_to)
     }
 
+    /// If the file now starts with another first line (truncated and rewritten in place), takes
+    /// the new identity and starts over from its beginning. Returns whether it did.
+    pub fn restart_if_rewritten(&mut self) -> io::Result<bool> {
+        let truncated = self.truncated()?;
+        let rewritten = match super::fingerprint::identify(&mut self.file)? {
+            Some(id) if id != self.id => {
+                self.id = id;
+                true
+            }
+            _ => false,
+        };
+        if !(rewritten || truncated) {
+            return Ok(false);
+        }
+        self.offset = 0;
+        self.pending.clear();
+        self.skipping = false;
+        self.skip_len = 0;
+        self.file.seek(SeekFrom::Start(0))?;
+        Ok(true)
+    }
+
     /// Reads what is available, up to about `budget` bytes, and returns complete lines and
     /// skipped oversized lines in file order. An incomplete last line stays pending until its
     /// newline is written.

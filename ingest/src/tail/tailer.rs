@@ -165,6 +165,11 @@ impl Tailer {
             let Some(f) = self.followers.get_mut(&id) else {
                 continue;
             };
+            // Truncated and rewritten in place before it was renamed or deleted: its new content
+            // is a new file, read from the start.
+            if f.restart_if_rewritten().unwrap_or(false) {
+                tracing::info!(file = %f.path.display(), "file truncated and rewritten in place before it was rotated");
+            }
             let mut read_any = false;
             loop {
                 match f.read_available(self.options.read_budget) {
@@ -183,7 +188,13 @@ impl Tailer {
                     }
                 }
             }
-            if !read_any {
+            // A file still at its path with the same inode was emptied in place and has no
+            // complete first line yet: keep following it.
+            let still_there = std::fs::metadata(&f.path).is_ok_and(|m| {
+                use std::os::unix::fs::MetadataExt;
+                m.dev() == f.id.dev && m.ino() == f.id.ino
+            });
+            if !read_any && !still_there {
                 tracing::info!(file = %f.path.display(), offset = f.offset(), "rotated file read to its end");
                 self.followers.remove(&id);
                 self.draining.remove(&id);
@@ -419,6 +430,30 @@ mod tests {
         assert_eq!(lines(&t.poll(&|_| None)), ["3", "4", "5"]);
         append(&log, "6\n");
         assert_eq!(lines(&t.poll(&|_| None)), ["6"]);
+    }
+
+    #[test]
+    fn a_rotated_file_compressed_and_deleted_meanwhile_is_still_read_to_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        append(&log, "1\n");
+        let mut t = Tailer::new(TailerOptions {
+            paths: vec![log.clone()],
+            ..Default::default()
+        });
+        assert_eq!(lines(&t.poll(&|_| None)), ["1"]);
+        append(&log, "2\n3\n");
+        let rotated = dir.path().join("audit-2024-05-01T10-00-00.000.log");
+        std::fs::rename(&log, &rotated).unwrap();
+        append(&log, "4\n");
+        // The API server gzips the rotated file and deletes it before we poll again.
+        std::fs::copy(
+            &rotated,
+            dir.path().join("audit-2024-05-01T10-00-00.000.log.gz"),
+        )
+        .unwrap();
+        std::fs::remove_file(&rotated).unwrap();
+        assert_eq!(lines(&t.poll(&|_| None)), ["2", "3", "4"]);
     }
 
     #[test]

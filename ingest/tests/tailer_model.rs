@@ -1,0 +1,146 @@
+//! Model-based test of the tailer (after Vector's `file_watcher` experiment): random sequences of
+//! appends, partial writes, rotations by rename, delete-and-recreate, copytruncate and polls are
+//! applied to real files and to a trivial model; the lines read must be exactly the model's, in
+//! order, none twice.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+
+use audithound_ingest::tail::follower::FollowItem;
+use audithound_ingest::tail::{TailEvent, Tailer, TailerOptions};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append(u8),
+    Partial,
+    Rotate,
+    Recreate,
+    CopyTruncate,
+    Poll,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (1u8..5).prop_map(Op::Append),
+        1 => Just(Op::Partial),
+        1 => Just(Op::Rotate),
+        1 => Just(Op::Recreate),
+        1 => Just(Op::CopyTruncate),
+        4 => Just(Op::Poll),
+    ]
+}
+
+fn append(path: &Path, text: &str) {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+}
+
+fn read(t: &mut Tailer, out: &mut Vec<String>) {
+    for e in t.poll(&|_| None) {
+        if let TailEvent::Item(FollowItem::Lines(c)) = e {
+            out.extend(String::from_utf8(c.data).unwrap().lines().map(String::from));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn lines_read_match_the_model(ops in proptest::collection::vec(op(), 1..60)) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        append(&log, "line-0\n");
+        let mut t = Tailer::new(TailerOptions { paths: vec![log.clone()], ..Default::default() });
+        let mut expected: Vec<String> = vec!["line-0".into()];
+        // Lines in the live file that no poll has read yet (copytruncate loses them).
+        let mut unread: Vec<String> = vec!["line-0".into()];
+        let mut got = Vec::new();
+        let mut n = 1;
+        let mut rotations = 0;
+        let mut partial: Option<String> = None;
+        // Whether a poll has seen the live file since it was created: lines of a file the tailer
+        // never saw, renamed or deleted before any poll, cannot be followed.
+        read(&mut t, &mut got);
+        unread.clear();
+        let mut seen_live = true;
+        for op in ops {
+            match op {
+                Op::Append(k) => {
+                    let mut text = String::new();
+                    if let Some(p) = partial.take() {
+                        text.push_str(&p[p.find('-').map_or(0, |_| p.len())..]);
+                        text.push('\n');
+                        expected.push(p.clone());
+                        unread.push(p);
+                    }
+                    for _ in 0..k {
+                        let line = format!("line-{n}");
+                        n += 1;
+                        text.push_str(&line);
+                        text.push('\n');
+                        expected.push(line.clone());
+                        unread.push(line);
+                    }
+                    append(&log, &text);
+                }
+                Op::Partial => {
+                    if partial.is_none() {
+                        let line = format!("line-{n}");
+                        n += 1;
+                        append(&log, &line);
+                        partial = Some(line);
+                    }
+                }
+                Op::Rotate | Op::Recreate | Op::CopyTruncate if partial.is_some() => {}
+                Op::Rotate | Op::Recreate if !log.exists() => {}
+                Op::Rotate | Op::Recreate => {
+                    if matches!(op, Op::Rotate) {
+                        rotations += 1;
+                        std::fs::rename(&log, dir.path().join(format!("audit-{rotations}.log"))).unwrap();
+                    } else {
+                        std::fs::remove_file(&log).unwrap();
+                    }
+                    if !seen_live {
+                        for lost in unread.iter() {
+                            expected.retain(|l| l != lost);
+                        }
+                    }
+                    unread.clear();
+                    seen_live = false;
+                }
+                Op::CopyTruncate => {
+                    if log.exists() && seen_live {
+                        std::fs::copy(&log, dir.path().join("audit.log.1")).unwrap();
+                        std::fs::OpenOptions::new().write(true).truncate(true).open(&log).unwrap();
+                        // What was written since the last poll went to the copy only.
+                        for lost in unread.drain(..) {
+                            expected.retain(|l| *l != lost);
+                        }
+                    }
+                }
+                Op::Poll => {
+                    read(&mut t, &mut got);
+                    unread.clear();
+                    // A new file whose first line is not complete has no identity yet: not seen. A
+                    // file the tailer follows stays followed when it is emptied in place.
+                    seen_live = seen_live || std::fs::read(&log).is_ok_and(|b| b.contains(&b'\n'));
+                }
+            }
+        }
+        if let Some(p) = partial.take() {
+            append(&log, "\n");
+            expected.push(p);
+        }
+        read(&mut t, &mut got);
+        read(&mut t, &mut got);
+        prop_assert_eq!(got, expected);
+    }
+}
