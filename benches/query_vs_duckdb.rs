@@ -8,6 +8,8 @@
 //! GROUP BY over user and verb for one day, and on the same GROUP BY over everything.
 //! Results go to stdout and `<target>/bench/query_vs_duckdb.md`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -35,22 +37,8 @@ print(f"{time.perf_counter() - t0:.6f} {duckdb.__version__} {len(rows)}")
 "#;
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let dir = target.join("bench");
-    std::fs::create_dir_all(&dir).expect("bench directory");
-    let log = dir.join("audit-200000.log");
-    if !log.exists() {
-        let status = Command::new("python3")
-            .arg(root.join("fixtures/generator/generate_traffic.py"))
-            .args(["--events", "200000", "--attack", "--rate", "60", "--output"])
-            .arg(&log)
-            .status()
-            .expect("python3 runs the generator");
-        assert!(status.success());
-    }
+    let (_, dir) = common::bench_dir();
+    let log = common::generated_log(200_000);
     let data = dir.join("query-10m");
     let capture = data.join("capture");
     let marker = data.join("complete");

@@ -15,6 +15,8 @@
 //! `<target>/bench/scan_vs_duckdb.md`. Set `BENCH_EVENTS` to change the size and `BENCH_SKIP_2GB=1`
 //! to skip the memory run over 2 GB.
 
+mod common;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -64,34 +66,12 @@ struct Measure {
 }
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let dir = target.join("bench");
-    std::fs::create_dir_all(&dir).expect("bench directory");
+    let (_, dir) = common::bench_dir();
     let events: usize = std::env::var("BENCH_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
-    let log = dir.join(format!("audit-{events}.log"));
-    if !log.exists() {
-        eprintln!("generating {events} events into {}", log.display());
-        let status = Command::new("python3")
-            .arg(root.join("fixtures/generator/generate_traffic.py"))
-            .args([
-                "--events",
-                &events.to_string(),
-                "--attack",
-                "--rate",
-                "60",
-                "--output",
-            ])
-            .arg(&log)
-            .status()
-            .expect("python3 runs the generator");
-        assert!(status.success());
-    }
+    let log = common::generated_log(events);
     let size = std::fs::metadata(&log).expect("log").len();
     let lines = BufReader::new(File::open(&log).expect("log"))
         .lines()

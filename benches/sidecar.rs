@@ -9,6 +9,8 @@
 //! catch up after the writer stopped. Results go to stdout and `<target>/bench/sidecar.md`.
 //! `BENCH_RATES=50000,10000` and `BENCH_SECONDS=30` change the runs.
 
+mod common;
+
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -17,22 +19,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let dir = target.join("bench");
-    std::fs::create_dir_all(&dir).expect("bench directory");
-    let source = dir.join("audit-200000.log");
-    if !source.exists() {
-        let status = Command::new("python3")
-            .arg(root.join("fixtures/generator/generate_traffic.py"))
-            .args(["--events", "200000", "--attack", "--rate", "60", "--output"])
-            .arg(&source)
-            .status()
-            .expect("python3 runs the generator");
-        assert!(status.success());
-    }
+    let (_, dir) = common::bench_dir();
+    let source = common::generated_log(200_000);
     let lines: Vec<String> = BufReader::new(File::open(&source).expect("log"))
         .lines()
         .map_while(Result::ok)

@@ -193,16 +193,7 @@ impl<R: BufRead> Framer<R> {
 }
 
 fn trim(b: &[u8]) -> &[u8] {
-    let b = b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b);
-    let start = b
-        .iter()
-        .position(|c| !c.is_ascii_whitespace())
-        .unwrap_or(b.len());
-    let end = b
-        .iter()
-        .rposition(|c| !c.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &b[start..end.max(start)]
+    b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b).trim_ascii()
 }
 
 /// A line that opens a JSON value and visibly continues on the next line.
