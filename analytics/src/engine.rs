@@ -123,6 +123,8 @@ pub struct BatchOutcome {
 pub struct RuleEngine {
     runtime: tokio::runtime::Runtime,
     current: BTreeMap<TableKind, Arc<BatchSlot>>,
+    /// The session of every rule without a window.
+    shared: SessionContext,
     rules: Vec<CompiledRule>,
     dedup: Deduplicator,
     watermark: Option<DateTime<Utc>>,
@@ -201,10 +203,20 @@ impl RuleEngine {
                     }),
                 )
             })
-            .collect();
+            .collect::<BTreeMap<TableKind, Arc<BatchSlot>>>();
+        let shared = SessionContext::new_with_config(session_config());
+        udf::register_all(&shared);
+        for (kind, slot) in &current {
+            let stream: Arc<dyn PartitionStream> = Arc::new(SlotStream(Arc::clone(slot)));
+            // A streaming table over a slot of its own schema always builds.
+            if let Ok(t) = StreamingTable::try_new(Arc::clone(&slot.schema), vec![stream]) {
+                let _ = shared.register_table(kind.name(), Arc::new(t));
+            }
+        }
         RuleEngine {
             runtime,
             current,
+            shared,
             rules: Vec::new(),
             dedup: Deduplicator::new(),
             watermark: None,
@@ -261,18 +273,25 @@ impl RuleEngine {
         }
         let sql = params::substitute(&spec.sql, &values).map_err(sql_err)?;
 
-        let ctx = SessionContext::new_with_config(session_config());
-        udf::register_all(&ctx);
         let table = |slot: &Arc<BatchSlot>| -> Result<Arc<StreamingTable>, RuleError> {
             let stream: Arc<dyn PartitionStream> = Arc::new(SlotStream(Arc::clone(slot)));
             StreamingTable::try_new(Arc::clone(&slot.schema), vec![stream])
                 .map(Arc::new)
                 .map_err(|e| invalid(e.to_string()))
         };
-        for (kind, slot) in &self.current {
-            ctx.register_table(kind.name(), table(slot)?)
-                .map_err(|e| invalid(e.to_string()))?;
-        }
+        // Rules without a window share one session (creating a session is the expensive part of
+        // planning); a windowed rule has its own, for its own window table.
+        let ctx = if rule.window.is_none() {
+            self.shared.clone()
+        } else {
+            let ctx = SessionContext::new_with_config(session_config());
+            udf::register_all(&ctx);
+            for (kind, slot) in &self.current {
+                ctx.register_table(kind.name(), table(slot)?)
+                    .map_err(|e| invalid(e.to_string()))?;
+            }
+            ctx
+        };
         let window_kind = match rule.window {
             Some(_) => Some(
                 TableKind::ALL

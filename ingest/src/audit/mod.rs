@@ -89,7 +89,8 @@ pub fn is_known_text_line(line: &str) -> bool {
 /// them are read.
 pub fn is_header_line(line: &[u8]) -> bool {
     let line = trim(strip_bom(line));
-    line.starts_with(b"#") || std::str::from_utf8(line).is_ok_and(vpc::is_header)
+    line.starts_with(b"#")
+        || (line.starts_with(b"version ") && std::str::from_utf8(line).is_ok_and(vpc::is_header))
 }
 
 const MAX_NESTING: u8 = 4;
