@@ -12,6 +12,7 @@ pub mod error;
 pub mod forensic;
 pub mod matches;
 pub mod params;
+pub mod prescreen;
 pub mod rules;
 pub mod sigma;
 pub mod store;
