@@ -482,9 +482,9 @@ impl RuleEngine {
                     Selection::Nothing => continue,
                     Selection::All => batch.clone(),
                     // A mask of the batch's own length always filters; if not, the rule sees all.
-                    Selection::Rows(mask) => {
-                        filter_record_batch(batch, &mask).unwrap_or_else(|_| batch.clone())
-                    }
+                    Selection::Rows(mask) => screen
+                        .narrow(batch, &mask)
+                        .unwrap_or_else(|_| batch.clone()),
                 },
                 _ => batch.clone(),
             };

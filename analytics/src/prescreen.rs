@@ -17,13 +17,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use audithound_models::TableKind;
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::take;
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array, new_null_array,
+};
+use datafusion::arrow::compute::{FilterBuilder, filter_record_batch, take};
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::DFSchema;
-use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_expr::PhysicalExpr;
@@ -128,6 +130,8 @@ pub enum Selection {
 /// A rule's conditions on the key columns, ready to judge combinations.
 pub struct Prescreen {
     expr: Arc<dyn PhysicalExpr>,
+    /// The columns of its table that the rule reads (all when unknown).
+    reads: Option<Vec<usize>>,
 }
 
 impl Prescreen {
@@ -154,7 +158,43 @@ impl Prescreen {
             .state()
             .create_physical_expr(predicate, &df_schema)
             .ok()?;
-        Some(Prescreen { expr })
+        let mut reads = None;
+        let _ = plan.apply(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                reads = scan.projection.clone();
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        Some(Prescreen { expr, reads })
+    }
+
+    /// The rows of `batch` where `mask` is true, with the columns that the rule does not read
+    /// left null: copying a raw request object the rule never looks at is most of the cost.
+    pub fn narrow(
+        &self,
+        batch: &RecordBatch,
+        mask: &BooleanArray,
+    ) -> Result<RecordBatch, ArrowError> {
+        let Some(reads) = &self.reads else {
+            return filter_record_batch(batch, mask);
+        };
+        let filter = FilterBuilder::new(mask).optimize().build();
+        let rows = filter.count();
+        let schema = batch.schema();
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(schema.fields())
+            .enumerate()
+            .map(|(i, (column, field))| {
+                if reads.contains(&i) || !field.is_nullable() {
+                    filter.filter(column)
+                } else {
+                    Ok(new_null_array(field.data_type(), rows))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        RecordBatch::try_new(schema, columns)
     }
 
     /// The rows of the batch (grouped as `keys`) that the rule needs to see. A failure to
@@ -387,6 +427,26 @@ mod tests {
             ),
             other => panic!("expected rows, got {other:?}"),
         }
+        let narrowed = screen("SELECT ts, resource FROM audit WHERE resource = 'pods'")
+            .narrow(
+                &b,
+                &BooleanArray::from(vec![false, true, false, false, true]),
+            )
+            .expect("narrows");
+        assert_eq!(narrowed.num_rows(), 2);
+        let column = |name: &str| narrowed.column_by_name(name).expect("column");
+        assert_eq!(
+            column("resource").null_count(),
+            0,
+            "a column the rule reads is kept"
+        );
+        assert_eq!(column("ts").null_count(), 0);
+        assert_eq!(
+            column("request_uri").null_count(),
+            2,
+            "an unread column is left null"
+        );
+
         let none = screen("SELECT ts FROM audit WHERE resource = 'nodes'");
         assert!(matches!(none.select(&keys), Selection::Nothing));
         let all = screen("SELECT ts FROM audit WHERE response_code > 0");

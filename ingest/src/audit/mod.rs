@@ -322,7 +322,13 @@ impl AuditDecoder {
             }
             return;
         }
-        let env: Envelope<'_> = match serde_json::from_slice(bytes) {
+        // One UTF-8 check of the whole record is cheaper than serde_json's check of every
+        // string in it; a record that is not valid UTF-8 still gets the byte parser's verdict.
+        let parsed = match std::str::from_utf8(bytes) {
+            Ok(text) => serde_json::from_str(text),
+            Err(_) => serde_json::from_slice(bytes),
+        };
+        let env: Envelope<'_> = match parsed {
             Ok(env) => env,
             Err(e) => {
                 out.errors.push(e.into());
