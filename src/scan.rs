@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
-use audithound_analytics::{RuleEngine, RulePack};
+use anyhow::Context;
+use audithound_analytics::{EngineError, RuleEngine, RuleError, RulePack};
 use audithound_ingest::DecodeOptions;
 use audithound_ingest::input::expand_paths;
 use audithound_ingest::reader::{
@@ -63,23 +63,11 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let catalog = Catalog::embedded();
     let dirs = crate::rule_dirs(&args.rules, &config);
     let (pack, errors) = RulePack::load(&dirs, &catalog);
-    let (mut engine, compile_errors) =
-        RuleEngine::new(&pack, &config.rules).context("starting the rule engine")?;
-    let all_errors: Vec<String> = errors
-        .iter()
-        .chain(compile_errors.iter())
-        .map(ToString::to_string)
-        .collect();
-    if !all_errors.is_empty() {
-        for e in &all_errors {
-            eprintln!("audithound: rule error: {e}");
-        }
-        bail!(
-            "{} rule(s) could not be loaded; fix them or remove them from --rules",
-            all_errors.len()
-        );
+    if !errors.is_empty() {
+        return Err(rule_errors(
+            errors.iter().map(ToString::to_string).collect(),
+        ));
     }
-
     for w in pack.warnings() {
         eprintln!("audithound: rule warning: {w}");
     }
@@ -118,6 +106,14 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
             p.set_position(bytes);
         }
     };
+    // The rules compile on their own thread while the first batches decode: planning the
+    // whole pack takes about as long as decoding 30 MB.
+    let mut compiling = Some(std::thread::spawn({
+        let pack = pack.clone();
+        let rules = config.rules.clone();
+        move || RuleEngine::new(&pack, &rules)
+    }));
+    let mut engine: Option<RuleEngine> = None;
     let stats = read_audit_inputs(
         &inputs,
         &options,
@@ -126,7 +122,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
             match item {
                 DecodedBatch::Batch(table, batch) => {
                     let batch = directory.enrich(table, batch);
-                    let outcome = engine.process(table, &batch);
+                    let outcome = ready(&mut compiling, &mut engine)?.process(table, &batch);
                     for e in &outcome.errors {
                         engine_errors += 1;
                         tracing::error!("{e}");
@@ -159,6 +155,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         Err(ReadError::Input(e)) => return Err(e.into()),
         Err(ReadError::Sink(e)) => return Err(e),
     };
+    let engine = ready(&mut compiling, &mut engine)?;
     if let Some(mut w) = dead_letter {
         w.flush().context("writing the dead-letter file")?;
     }
@@ -235,6 +232,43 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The rule engine being compiled on its own thread, with the rules that did not compile.
+type Compiling = std::thread::JoinHandle<Result<(RuleEngine, Vec<RuleError>), EngineError>>;
+
+/// The rule engine, once its compilation (started on another thread) has finished; an error
+/// naming every rule that did not compile.
+fn ready<'a>(
+    compiling: &mut Option<Compiling>,
+    engine: &'a mut Option<RuleEngine>,
+) -> anyhow::Result<&'a mut RuleEngine> {
+    if let Some(handle) = compiling.take() {
+        let (compiled, errors) = handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("the rule compiler crashed"))?
+            .context("starting the rule engine")?;
+        if !errors.is_empty() {
+            return Err(rule_errors(
+                errors.iter().map(ToString::to_string).collect(),
+            ));
+        }
+        *engine = Some(compiled);
+    }
+    engine
+        .as_mut()
+        .ok_or_else(|| anyhow::anyhow!("the rule engine did not start"))
+}
+
+/// Prints every rule error and returns the error that ends the scan.
+fn rule_errors(errors: Vec<String>) -> anyhow::Error {
+    for e in &errors {
+        eprintln!("audithound: rule error: {e}");
+    }
+    anyhow::anyhow!(
+        "{} rule(s) could not be loaded; fix them or remove them from --rules",
+        errors.len()
+    )
 }
 
 fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
