@@ -99,6 +99,8 @@ struct Window {
     length: Duration,
     slot: Arc<BatchSlot>,
     retain: Option<Arc<dyn PhysicalExpr>>,
+    /// The columns of the window table that the rule reads; the others are not retained.
+    reads: Option<Vec<usize>>,
 }
 
 struct CompiledRule {
@@ -436,6 +438,7 @@ impl RuleEngine {
                     length,
                     slot,
                     retain,
+                    reads: prescreen::columns_read(&logical, &name),
                 })
             }
             _ => None,
@@ -566,9 +569,17 @@ impl RuleEngine {
                         .downcast_ref::<BooleanArray>()
                         .cloned()
                         .unwrap_or_else(|| BooleanArray::from(vec![false; batch.num_rows()]));
-                    filter_record_batch(batch, &mask).map_err(err)?
+                    prescreen::filter_columns(batch, &mask, w.reads.as_deref()).map_err(err)?
                 }
-                None => batch.clone(),
+                None => match &w.reads {
+                    Some(reads) => prescreen::filter_columns(
+                        batch,
+                        &BooleanArray::from(vec![true; batch.num_rows()]),
+                        Some(reads),
+                    )
+                    .map_err(err)?,
+                    None => batch.clone(),
+                },
             };
             (w.length, retained)
         };

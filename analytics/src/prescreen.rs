@@ -25,7 +25,7 @@ use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::DFSchema;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_expr::PhysicalExpr;
@@ -158,43 +158,18 @@ impl Prescreen {
             .state()
             .create_physical_expr(predicate, &df_schema)
             .ok()?;
-        let mut reads = None;
-        let _ = plan.apply(|node| {
-            if let LogicalPlan::TableScan(scan) = node {
-                reads = scan.projection.clone();
-            }
-            Ok(TreeNodeRecursion::Continue)
-        });
+        let reads = columns_read(plan, table.name());
         Some(Prescreen { expr, reads })
     }
 
     /// The rows of `batch` where `mask` is true, with the columns that the rule does not read
-    /// left null: copying a raw request object the rule never looks at is most of the cost.
+    /// left null.
     pub fn narrow(
         &self,
         batch: &RecordBatch,
         mask: &BooleanArray,
     ) -> Result<RecordBatch, ArrowError> {
-        let Some(reads) = &self.reads else {
-            return filter_record_batch(batch, mask);
-        };
-        let filter = FilterBuilder::new(mask).optimize().build();
-        let rows = filter.count();
-        let schema = batch.schema();
-        let columns = batch
-            .columns()
-            .iter()
-            .zip(schema.fields())
-            .enumerate()
-            .map(|(i, (column, field))| {
-                if reads.contains(&i) || !field.is_nullable() {
-                    filter.filter(column)
-                } else {
-                    Ok(new_null_array(field.data_type(), rows))
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        RecordBatch::try_new(schema, columns)
+        filter_columns(batch, mask, self.reads.as_deref())
     }
 
     /// The rows of the batch (grouped as `keys`) that the rule needs to see. A failure to
@@ -225,6 +200,63 @@ impl Prescreen {
             )
         }
     }
+}
+
+/// The columns of `table` that `plan` reads (the union over its scans of it), or `None` when a
+/// scan reads them all or the plan does not say.
+pub fn columns_read(plan: &LogicalPlan, table: &str) -> Option<Vec<usize>> {
+    let mut reads: Option<Vec<usize>> = Some(Vec::new());
+    let mut scans = 0usize;
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && scan.table_name.table() == table
+        {
+            scans += 1;
+            match (&mut reads, &scan.projection) {
+                (Some(all), Some(these)) => all.extend(these),
+                _ => reads = None,
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    if scans == 0 {
+        return None;
+    }
+    reads.map(|mut r| {
+        r.sort_unstable();
+        r.dedup();
+        r
+    })
+}
+
+/// The rows of `batch` where `mask` is true, with the columns outside `reads` (when given) left
+/// null: copying raw request objects that a rule never looks at would be most of its cost.
+/// Columns that may not be null are always kept.
+pub fn filter_columns(
+    batch: &RecordBatch,
+    mask: &BooleanArray,
+    reads: Option<&[usize]>,
+) -> Result<RecordBatch, ArrowError> {
+    let Some(reads) = reads else {
+        return filter_record_batch(batch, mask);
+    };
+    let filter = FilterBuilder::new(mask).optimize().build();
+    let rows = filter.count();
+    let schema = batch.schema();
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .enumerate()
+        .map(|(i, (column, field))| {
+            if reads.contains(&i) || !field.is_nullable() {
+                filter.filter(column)
+            } else {
+                Ok(new_null_array(field.data_type(), rows))
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema, columns)
 }
 
 fn key_schema(full: &SchemaRef, columns: &[usize]) -> SchemaRef {
