@@ -290,8 +290,8 @@ impl RuleEngine {
                 .map(Arc::new)
                 .map_err(|e| invalid(e.to_string()))
         };
-        // Rules without a window share one session (creating a session is the expensive part of
-        // planning); a windowed rule has its own, for its own window table.
+        // Rules without a window share one session instead of building one each (with its
+        // functions and tables); a windowed rule has its own, for its own window table.
         let ctx = if rule.window.is_none() {
             self.shared.clone()
         } else {
