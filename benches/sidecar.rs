@@ -8,7 +8,8 @@
 //! the store is polled every 20 ms while the writer runs, so figures include up to 20 ms of polling);
 //! it also samples the sidecar's resident memory and reports how long the sidecar needed to
 //! catch up after the writer stopped. Results go to stdout and `<target>/bench/sidecar.md`.
-//! `BENCH_RATES=50000,10000` and `BENCH_SECONDS=30` change the runs.
+//! `BENCH_RATES=50000,10000` and `BENCH_SECONDS=30` change the runs; `BENCH_WORK_DIR` puts the
+//! log and the data directory elsewhere (e.g. on tmpfs, to take the disk out of the figures).
 
 mod common;
 
@@ -78,8 +79,14 @@ fn probe(n: u64) -> String {
 }
 
 fn run(bin: &Path, dir: &Path, lines: &[String], rate: u64, seconds: u64) -> RunResult {
-    let work = dir.join(format!("sidecar-{rate}"));
+    let work = std::env::var_os("BENCH_WORK_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.to_path_buf())
+        .join(format!("sidecar-{rate}"));
     let _ = std::fs::remove_dir_all(&work);
+    // Start from a clean page cache: dirty data left by earlier runs (or other benchmarks) is
+    // written back in the middle of the run otherwise, and its stalls land in the figures.
+    let _ = Command::new("sync").status();
     std::fs::create_dir_all(work.join("logs")).expect("work dir");
     let log = work.join("logs/audit.log");
     File::create(&log).expect("log");
