@@ -137,6 +137,27 @@ pub struct RuleEngine {
     watermark: Option<DateTime<Utc>>,
 }
 
+/// A session for rules: the engine's configuration and functions, and the event tables over
+/// `current`.
+fn rule_session(
+    current: &BTreeMap<TableKind, Arc<BatchSlot>>,
+) -> Result<SessionContext, datafusion::error::DataFusionError> {
+    let ctx = SessionContext::new_with_config(session_config());
+    udf::register_all(&ctx);
+    for (kind, slot) in current {
+        ctx.register_table(kind.name(), slot_table(slot)?)?;
+    }
+    Ok(ctx)
+}
+
+/// A table that yields whatever batches `slot` holds when a plan over it executes.
+fn slot_table(
+    slot: &Arc<BatchSlot>,
+) -> Result<Arc<StreamingTable>, datafusion::error::DataFusionError> {
+    let stream: Arc<dyn PartitionStream> = Arc::new(SlotStream(Arc::clone(slot)));
+    StreamingTable::try_new(Arc::clone(&slot.schema), vec![stream]).map(Arc::new)
+}
+
 fn session_config() -> SessionConfig {
     let mut config = SessionConfig::new()
         .with_target_partitions(1)
@@ -159,11 +180,7 @@ impl RuleEngine {
         pack: &RulePack,
         config: &RuleConfig,
     ) -> Result<(RuleEngine, Vec<RuleError>), EngineError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| EngineError::Runtime(e.to_string()))?;
-        let mut engine = RuleEngine::empty(runtime);
+        let mut engine = RuleEngine::empty().map_err(EngineError::Runtime)?;
         let mut errors = Vec::new();
         for rule in pack.rules() {
             if !rule.spec.enabled || config.disabled.iter().any(|d| d == &rule.spec.id) {
@@ -184,21 +201,23 @@ impl RuleEngine {
         config: &RuleConfig,
         params: &BTreeMap<String, Vec<String>>,
     ) -> Result<RuleEngine, RuleError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| RuleError::Invalid {
-                origin: rule.origin.clone(),
-                rule_id: rule.spec.id.clone(),
-                message: format!("cannot start the engine: {e}"),
-            })?;
-        let mut engine = RuleEngine::empty(runtime);
+        let mut engine = RuleEngine::empty().map_err(|e| RuleError::Invalid {
+            origin: rule.origin.clone(),
+            rule_id: rule.spec.id.clone(),
+            message: format!("cannot start the engine: {e}"),
+        })?;
         let compiled = engine.compile(rule, config, params)?;
         engine.rules.push(compiled);
         Ok(engine)
     }
 
-    fn empty(runtime: tokio::runtime::Runtime) -> RuleEngine {
+    /// An engine without rules: its runtime, the slots of the event tables and the session
+    /// that rules without a window share.
+    fn empty() -> Result<RuleEngine, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
         let current = TableKind::ALL
             .iter()
             .map(|k| {
@@ -210,17 +229,9 @@ impl RuleEngine {
                     }),
                 )
             })
-            .collect::<BTreeMap<TableKind, Arc<BatchSlot>>>();
-        let shared = SessionContext::new_with_config(session_config());
-        udf::register_all(&shared);
-        for (kind, slot) in &current {
-            let stream: Arc<dyn PartitionStream> = Arc::new(SlotStream(Arc::clone(slot)));
-            // A streaming table over a slot of its own schema always builds.
-            if let Ok(t) = StreamingTable::try_new(Arc::clone(&slot.schema), vec![stream]) {
-                let _ = shared.register_table(kind.name(), Arc::new(t));
-            }
-        }
-        RuleEngine {
+            .collect();
+        let shared = rule_session(&current).map_err(|e| e.to_string())?;
+        Ok(RuleEngine {
             runtime,
             current,
             shared,
@@ -231,7 +242,7 @@ impl RuleEngine {
             rules: Vec::new(),
             dedup: Deduplicator::new(),
             watermark: None,
-        }
+        })
     }
 
     fn slot(&self, kind: TableKind) -> &Arc<BatchSlot> {
@@ -284,24 +295,11 @@ impl RuleEngine {
         }
         let sql = params::substitute(&spec.sql, &values).map_err(sql_err)?;
 
-        let table = |slot: &Arc<BatchSlot>| -> Result<Arc<StreamingTable>, RuleError> {
-            let stream: Arc<dyn PartitionStream> = Arc::new(SlotStream(Arc::clone(slot)));
-            StreamingTable::try_new(Arc::clone(&slot.schema), vec![stream])
-                .map(Arc::new)
-                .map_err(|e| invalid(e.to_string()))
-        };
         // Rules without a window share one session instead of building one each (with its
         // functions and tables); a windowed rule has its own, for its own window table.
-        let ctx = if rule.window.is_none() {
-            self.shared.clone()
-        } else {
-            let ctx = SessionContext::new_with_config(session_config());
-            udf::register_all(&ctx);
-            for (kind, slot) in &self.current {
-                ctx.register_table(kind.name(), table(slot)?)
-                    .map_err(|e| invalid(e.to_string()))?;
-            }
-            ctx
+        let ctx = match rule.window {
+            None => self.shared.clone(),
+            Some(_) => rule_session(&self.current).map_err(|e| invalid(e.to_string()))?,
         };
         let window_kind = match rule.window {
             Some(_) => Some(
@@ -324,7 +322,8 @@ impl RuleEngine {
             })
         });
         if let (Some(kind), Some(slot)) = (window_kind, &window_slot) {
-            ctx.register_table(window_table(kind), table(slot)?)
+            slot_table(slot)
+                .and_then(|t| ctx.register_table(window_table(kind), t))
                 .map_err(|e| invalid(e.to_string()))?;
         }
 
@@ -572,12 +571,7 @@ impl RuleEngine {
                     prescreen::filter_columns(batch, &mask, w.reads.as_deref()).map_err(err)?
                 }
                 None => match &w.reads {
-                    Some(reads) => prescreen::filter_columns(
-                        batch,
-                        &BooleanArray::from(vec![true; batch.num_rows()]),
-                        Some(reads),
-                    )
-                    .map_err(err)?,
+                    Some(reads) => prescreen::null_unread(batch, reads).map_err(err)?,
                     None => batch.clone(),
                 },
             };

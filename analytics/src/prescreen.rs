@@ -147,11 +147,7 @@ impl Prescreen {
             return None;
         }
         let full = table.schema();
-        let names: Vec<String> = columns
-            .iter()
-            .map(|i| full.field(*i).name().clone())
-            .collect();
-        let predicate = key_predicate(plan, table.name(), &names)?;
+        let predicate = key_predicate(plan, table.name(), &column_names(&full, columns))?;
         let schema = key_schema(&full, columns);
         let df_schema = DFSchema::try_from_qualified_schema(table.name(), &schema).ok()?;
         let expr = ctx
@@ -241,7 +237,20 @@ pub fn filter_columns(
         return filter_record_batch(batch, mask);
     };
     let filter = FilterBuilder::new(mask).optimize().build();
-    let rows = filter.count();
+    keep_columns(batch, reads, filter.count(), |c| filter.filter(c))
+}
+
+/// Every row of `batch`, with the columns outside `reads` left null (no copy of the others).
+pub fn null_unread(batch: &RecordBatch, reads: &[usize]) -> Result<RecordBatch, ArrowError> {
+    keep_columns(batch, reads, batch.num_rows(), |c| Ok(Arc::clone(c)))
+}
+
+fn keep_columns(
+    batch: &RecordBatch,
+    reads: &[usize],
+    rows: usize,
+    keep: impl Fn(&ArrayRef) -> Result<ArrayRef, ArrowError>,
+) -> Result<RecordBatch, ArrowError> {
     let schema = batch.schema();
     let columns = batch
         .columns()
@@ -250,13 +259,20 @@ pub fn filter_columns(
         .enumerate()
         .map(|(i, (column, field))| {
             if reads.contains(&i) || !field.is_nullable() {
-                filter.filter(column)
+                keep(column)
             } else {
                 Ok(new_null_array(field.data_type(), rows))
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
     RecordBatch::try_new(schema, columns)
+}
+
+fn column_names(schema: &SchemaRef, columns: &[usize]) -> Vec<String> {
+    columns
+        .iter()
+        .map(|i| schema.field(*i).name().clone())
+        .collect()
 }
 
 fn key_schema(full: &SchemaRef, columns: &[usize]) -> SchemaRef {
@@ -343,11 +359,7 @@ mod tests {
     }
 
     fn names() -> Vec<String> {
-        let schema = TableKind::Audit.schema();
-        key_columns(TableKind::Audit)
-            .into_iter()
-            .map(|i| schema.field(i).name().clone())
-            .collect()
+        column_names(&TableKind::Audit.schema(), &key_columns(TableKind::Audit))
     }
 
     #[test]
@@ -364,45 +376,23 @@ mod tests {
         assert!(!text.contains("user_name"), "{text}");
     }
 
+    fn screenable(sql: &str) -> bool {
+        key_predicate(&plan(sql), "audit", &names()).is_some()
+    }
+
     #[test]
     fn refuses_plans_that_can_yield_rows_from_no_input_or_read_twice() {
-        assert!(
-            key_predicate(
-                &plan("SELECT max(ts) AS ts, count(*) AS n FROM audit WHERE verb = 'delete'"),
-                "audit",
-                &names()
-            )
-            .is_none()
-        );
-        assert!(
-            key_predicate(
-                &plan(
-                    "SELECT a.ts FROM audit a JOIN audit b ON a.audit_id = b.audit_id WHERE a.verb = 'delete'"
-                ),
-                "audit",
-                &names()
-            )
-            .is_none()
-        );
-        assert!(
-            key_predicate(
-                &plan("SELECT ts FROM audit WHERE user_name = 'x'"),
-                "audit",
-                &names()
-            )
-            .is_none()
-        );
+        assert!(!screenable(
+            "SELECT max(ts) AS ts, count(*) AS n FROM audit WHERE verb = 'delete'"
+        ));
+        assert!(!screenable(
+            "SELECT a.ts FROM audit a JOIN audit b ON a.audit_id = b.audit_id WHERE a.verb = 'delete'"
+        ));
+        assert!(!screenable("SELECT ts FROM audit WHERE user_name = 'x'"));
         // A grouped aggregate yields nothing from nothing: screened.
-        assert!(
-            key_predicate(
-                &plan(
-                    "SELECT user_name, max(ts) AS ts FROM audit WHERE verb = 'delete' GROUP BY user_name"
-                ),
-                "audit",
-                &names()
-            )
-            .is_some()
-        );
+        assert!(screenable(
+            "SELECT user_name, max(ts) AS ts FROM audit WHERE verb = 'delete' GROUP BY user_name"
+        ));
     }
 
     fn batch(rows: &[(&str, &str, i32)]) -> RecordBatch {
@@ -476,6 +466,24 @@ mod tests {
         assert_eq!(
             column("request_uri").null_count(),
             2,
+            "an unread column is left null"
+        );
+
+        let whole = null_unread(
+            &b,
+            &columns_read(&plan("SELECT ts, verb FROM audit"), "audit").expect("a projection"),
+        )
+        .expect("nulls");
+        assert_eq!(whole.num_rows(), 5);
+        let column = |name: &str| whole.column_by_name(name).expect("column");
+        assert_eq!(
+            column("verb").null_count(),
+            0,
+            "a column the rule reads is kept"
+        );
+        assert_eq!(
+            column("resource").null_count(),
+            5,
             "an unread column is left null"
         );
 
