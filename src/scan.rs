@@ -156,6 +156,14 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         Err(ReadError::Sink(e)) => return Err(e),
     };
     let engine = ready(&mut compiling, &mut engine)?;
+    for cost in engine.rule_costs() {
+        tracing::debug!(
+            rule = %cost.rule_id,
+            ms = cost.time.as_secs_f64() * 1e3,
+            batches = cost.runs,
+            "rule cost"
+        );
+    }
     if let Some(mut w) = dead_letter {
         w.flush().context("writing the dead-letter file")?;
     }

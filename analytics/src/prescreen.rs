@@ -7,25 +7,29 @@
 //! rule's conditions on those columns are judged once per combination, and the rule then runs
 //! on the rows that pass, or not at all.
 //!
+//! Text columns such as the user name, user agent and namespace also repeat, but too many of
+//! them to combine: a conjunct that reads one of them alone (`NOT is_system_principal(user_name)`,
+//! a regular expression over the user agent) is judged once per distinct value of that column.
+//!
 //! This is exact, not a heuristic: it applies only to rules whose plan is a single chain down to
 //! one scan of their table, with no aggregate that yields a row from no input, and only to
 //! conjuncts of the filter directly above that scan that read nothing but the screened columns.
-//! Such a conjunct is a function of the combination, so a row it rejects is one the rule's own
-//! filter rejects.
+//! Such a conjunct is a function of the combination (or of the value), so a row it rejects is one
+//! the rule's own filter rejects.
 
-use std::collections::HashMap;
+use std::cell::OnceCell;
 use std::sync::Arc;
 
 use audithound_models::TableKind;
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array, new_null_array,
+    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array, new_null_array,
 };
 use datafusion::arrow::compute::{FilterBuilder, filter_record_batch, take};
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::row::{RowConverter, SortField};
-use datafusion::common::DFSchema;
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DFSchema, HashMap};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_expr::PhysicalExpr;
@@ -41,78 +45,164 @@ const AUDIT_KEY_COLUMNS: &[&str] = &[
     "response_code",
 ];
 
-/// The screened columns of `table` (indices into its schema), if it has any: the audit table's
-/// low-cardinality text and number columns and every boolean fact.
-pub fn key_columns(table: TableKind) -> Vec<usize> {
-    if table != TableKind::Audit {
-        return Vec::new();
+/// Text columns of the audit table whose values repeat within a batch, each screened alone.
+const AUDIT_VALUE_COLUMNS: &[&str] = &["user_name", "user_agent", "namespace", "source_ip"];
+
+/// The columns of a table that screens read (indices into its schema).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScreenedColumns {
+    /// Combined: the audit table's low-cardinality text and number columns and every boolean
+    /// fact.
+    pub keys: Vec<usize>,
+    /// Each on its own: text columns with more distinct values.
+    pub values: Vec<usize>,
+}
+
+impl ScreenedColumns {
+    /// The screened columns of `table` (none for tables without screens).
+    pub fn of(table: TableKind) -> ScreenedColumns {
+        if table != TableKind::Audit {
+            return ScreenedColumns::default();
+        }
+        let schema = table.schema();
+        let pick = |keep: &dyn Fn(&str, &DataType) -> bool| -> Vec<usize> {
+            schema
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| keep(f.name(), f.data_type()))
+                .map(|(i, _)| i)
+                .collect()
+        };
+        ScreenedColumns {
+            keys: pick(&|name, ty| AUDIT_KEY_COLUMNS.contains(&name) || ty == &DataType::Boolean),
+            values: pick(&|name, _| AUDIT_VALUE_COLUMNS.contains(&name)),
+        }
     }
-    let schema = table.schema();
-    schema
-        .fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| {
-            AUDIT_KEY_COLUMNS.contains(&f.name().as_str()) || f.data_type() == &DataType::Boolean
-        })
-        .map(|(i, _)| i)
-        .collect()
+
+    /// Whether there is nothing to screen on.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.values.is_empty()
+    }
 }
 
-/// The distinct key combinations of one batch, and which combination each row has.
-pub struct BatchKeys {
-    /// One row per distinct combination, over the key columns only.
-    combinations: RecordBatch,
-    /// For each row of the batch, its row in `combinations`.
-    row_combination: Vec<u32>,
+/// The distinct rows of `arrays` (row indices of their first occurrences) and, for every row,
+/// which of them it equals.
+fn group_rows(arrays: &[ArrayRef]) -> Result<(UInt32Array, Vec<u32>), ArrowError> {
+    if let [one] = arrays
+        && let Some(text) = one.as_string_opt::<i32>()
+    {
+        // One text column: its values are the keys, with no row encoding.
+        return Ok(first_occurrences(text.iter()));
+    }
+    let converter = RowConverter::new(
+        arrays
+            .iter()
+            .map(|a| SortField::new(a.data_type().clone()))
+            .collect(),
+    )?;
+    let rows = converter.convert_columns(arrays)?;
+    Ok(first_occurrences(rows.iter().map(|r| r.data())))
 }
 
-impl BatchKeys {
-    /// Groups the rows of `batch` (a batch of a table whose key columns are `columns`).
-    pub fn new(batch: &RecordBatch, columns: &[usize]) -> Result<BatchKeys, ArrowError> {
+/// For a sequence of keys: the positions of each distinct key's first occurrence, and for every
+/// position, which distinct key it holds.
+fn first_occurrences<K: std::hash::Hash + Eq>(
+    keys: impl ExactSizeIterator<Item = K>,
+) -> (UInt32Array, Vec<u32>) {
+    let mut seen: HashMap<K, u32> = HashMap::default();
+    let mut first_rows: Vec<u32> = Vec::new();
+    let mut row_group = Vec::with_capacity(keys.len());
+    for (i, key) in keys.enumerate() {
+        let next = first_rows.len() as u32;
+        let id = *seen.entry(key).or_insert_with(|| {
+            first_rows.push(i as u32);
+            next
+        });
+        row_group.push(id);
+    }
+    (UInt32Array::from(first_rows), row_group)
+}
+
+/// The distinct rows of some columns of a batch, and which of them each row of the batch has.
+struct Groups {
+    /// One row per distinct value (or combination).
+    distinct: RecordBatch,
+    /// For each row of the batch, its row in `distinct`.
+    row_group: Vec<u32>,
+}
+
+impl Groups {
+    fn new(batch: &RecordBatch, columns: &[usize]) -> Result<Groups, ArrowError> {
         let schema = key_schema(batch.schema_ref(), columns);
         let arrays: Vec<ArrayRef> = columns
             .iter()
             .map(|i| Arc::clone(batch.column(*i)))
             .collect();
-        let converter = RowConverter::new(
-            schema
-                .fields()
-                .iter()
-                .map(|f| SortField::new(f.data_type().clone()))
-                .collect(),
-        )?;
-        let rows = converter.convert_columns(&arrays)?;
-        let mut seen: HashMap<&[u8], u32> = HashMap::new();
-        let mut first_rows: Vec<u32> = Vec::new();
-        let mut row_combination = Vec::with_capacity(batch.num_rows());
-        for (i, row) in rows.iter().enumerate() {
-            let next = first_rows.len() as u32;
-            let id = *seen.entry(row.data()).or_insert_with(|| {
-                first_rows.push(i as u32);
-                next
-            });
-            row_combination.push(id);
-        }
-        let indices = UInt32Array::from(first_rows);
+        let (first_rows, row_group) = group_rows(&arrays)?;
         let taken = arrays
             .iter()
-            .map(|a| take(a.as_ref(), &indices, None))
+            .map(|a| take(a.as_ref(), &first_rows, None))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(BatchKeys {
-            combinations: RecordBatch::try_new(schema, taken)?,
-            row_combination,
+        Ok(Groups {
+            distinct: RecordBatch::try_new(schema, taken)?,
+            row_group,
         })
     }
 
-    /// How many distinct combinations the batch holds.
+    /// Which distinct rows `expr` (over their schema) holds true for; `None` if it cannot be
+    /// evaluated.
+    fn passing(&self, expr: &Arc<dyn PhysicalExpr>) -> Option<Vec<bool>> {
+        let n = self.distinct.num_rows();
+        let pass = expr
+            .evaluate(&self.distinct)
+            .and_then(|v| v.into_array(n))
+            .ok()?;
+        let pass = pass.as_any().downcast_ref::<BooleanArray>()?;
+        Some((0..n).map(|c| pass.is_valid(c) && pass.value(c)).collect())
+    }
+}
+
+/// One batch grouped for screening: its distinct key combinations, and (built when a screen
+/// first asks) the distinct values of each value column.
+pub struct BatchKeys<'a> {
+    batch: &'a RecordBatch,
+    combinations: Groups,
+    value_columns: Vec<usize>,
+    values: Vec<OnceCell<Option<Groups>>>,
+}
+
+impl<'a> BatchKeys<'a> {
+    /// Groups the rows of `batch` (a batch of a table screened on `columns`).
+    pub fn new(
+        batch: &'a RecordBatch,
+        columns: &ScreenedColumns,
+    ) -> Result<BatchKeys<'a>, ArrowError> {
+        Ok(BatchKeys {
+            batch,
+            combinations: Groups::new(batch, &columns.keys)?,
+            value_columns: columns.values.clone(),
+            values: columns.values.iter().map(|_| OnceCell::new()).collect(),
+        })
+    }
+
+    /// How many distinct key combinations the batch holds.
     pub fn len(&self) -> usize {
-        self.combinations.num_rows()
+        self.combinations.distinct.num_rows()
     }
 
     /// Whether the batch had no rows.
     pub fn is_empty(&self) -> bool {
-        self.combinations.num_rows() == 0
+        self.combinations.distinct.num_rows() == 0
+    }
+
+    /// The distinct values of the `k`th value column.
+    fn values(&self, k: usize) -> Option<&Groups> {
+        let column = *self.value_columns.get(k)?;
+        self.values
+            .get(k)?
+            .get_or_init(|| Groups::new(self.batch, &[column]).ok())
+            .as_ref()
     }
 }
 
@@ -127,35 +217,57 @@ pub enum Selection {
     Rows(BooleanArray),
 }
 
-/// A rule's conditions on the key columns, ready to judge combinations.
+/// A rule's conditions on the screened columns, ready to judge combinations and values.
 pub struct Prescreen {
-    expr: Arc<dyn PhysicalExpr>,
+    /// The conditions on the key columns, over the key columns' schema.
+    keys: Option<Arc<dyn PhysicalExpr>>,
+    /// The conditions on one value column alone: which value column (its position among the
+    /// table's value columns) and the condition, over that column's schema.
+    values: Vec<(usize, Arc<dyn PhysicalExpr>)>,
     /// The columns of its table that the rule reads (all when unknown).
     reads: Option<Vec<usize>>,
 }
 
 impl Prescreen {
-    /// The pre-screen of a rule with the optimized `plan` over `table`, if the plan's shape and
-    /// filter allow one.
+    /// The pre-screen of a rule with the optimized `plan` that scans `scanned` (the name of
+    /// `table`, or of its window), if the plan's shape and filter allow one.
     pub fn for_plan(
         ctx: &SessionContext,
         plan: &LogicalPlan,
         table: TableKind,
-        columns: &[usize],
+        scanned: &str,
+        columns: &ScreenedColumns,
     ) -> Option<Prescreen> {
         if columns.is_empty() {
             return None;
         }
+        let filter = scan_filter(plan, scanned)?;
         let full = table.schema();
-        let predicate = key_predicate(plan, table.name(), &column_names(&full, columns))?;
-        let schema = key_schema(&full, columns);
-        let df_schema = DFSchema::try_from_qualified_schema(table.name(), &schema).ok()?;
-        let expr = ctx
-            .state()
-            .create_physical_expr(predicate, &df_schema)
-            .ok()?;
-        let reads = columns_read(plan, table.name());
-        Some(Prescreen { expr, reads })
+        let physical = |predicate: Expr, over: &[usize]| {
+            let schema = key_schema(&full, over);
+            let df_schema = DFSchema::try_from_qualified_schema(scanned, &schema).ok()?;
+            ctx.state().create_physical_expr(predicate, &df_schema).ok()
+        };
+        let keys = conjuncts_on(filter, &column_names(&full, &columns.keys), true)
+            .and_then(|p| physical(p, &columns.keys));
+        let values: Vec<(usize, Arc<dyn PhysicalExpr>)> = columns
+            .values
+            .iter()
+            .enumerate()
+            .filter_map(|(k, column)| {
+                let predicate = conjuncts_on(filter, &column_names(&full, &[*column]), false)?;
+                Some((k, physical(predicate, &[*column])?))
+            })
+            .collect();
+        if keys.is_none() && values.is_empty() {
+            return None;
+        }
+        let reads = columns_read(plan, scanned);
+        Some(Prescreen {
+            keys,
+            values,
+            reads,
+        })
     }
 
     /// The rows of `batch` where `mask` is true, with the columns that the rule does not read
@@ -168,32 +280,46 @@ impl Prescreen {
         filter_columns(batch, mask, self.reads.as_deref())
     }
 
-    /// The rows of the batch (grouped as `keys`) that the rule needs to see. A failure to
-    /// evaluate selects every row: the rule's own filter still decides.
+    /// The rows of the batch (grouped as `keys`) that the rule needs to see. A condition that
+    /// fails to evaluate passes every row: the rule's own filter still decides.
     pub fn select(&self, keys: &BatchKeys) -> Selection {
-        let n = keys.combinations.num_rows();
-        let Some(pass) = self
-            .expr
-            .evaluate(&keys.combinations)
-            .and_then(|v| v.into_array(n))
-            .ok()
-            .and_then(|a| a.as_any().downcast_ref::<BooleanArray>().cloned())
-        else {
-            return Selection::All;
-        };
-        let passes = |c: usize| pass.is_valid(c) && pass.value(c);
-        let passing = (0..n).filter(|c| passes(*c)).count();
-        if passing == 0 {
-            Selection::Nothing
-        } else if passing == n {
-            Selection::All
-        } else {
-            Selection::Rows(
-                keys.row_combination
+        // Each screen: which group every row is in, and which groups pass.
+        let mut screens: Vec<(&[u32], Vec<bool>)> = Vec::new();
+        let judged = self
+            .keys
+            .iter()
+            .map(|expr| (&keys.combinations, expr))
+            .chain(
+                self.values
                     .iter()
-                    .map(|c| Some(passes(*c as usize)))
-                    .collect(),
-            )
+                    .filter_map(|(k, expr)| Some((keys.values(*k)?, expr))),
+            );
+        for (groups, expr) in judged {
+            let Some(pass) = groups.passing(expr) else {
+                continue;
+            };
+            if !pass.contains(&true) {
+                return Selection::Nothing;
+            }
+            if pass.contains(&false) {
+                screens.push((&groups.row_group, pass));
+            }
+        }
+        if screens.is_empty() {
+            return Selection::All;
+        }
+        let rows = keys.batch.num_rows();
+        let mask: Vec<bool> = (0..rows)
+            .map(|r| {
+                screens
+                    .iter()
+                    .all(|(row_group, pass)| pass[row_group[r] as usize])
+            })
+            .collect();
+        match mask.iter().filter(|p| **p).count() {
+            0 => Selection::Nothing,
+            n if n == rows => Selection::All,
+            _ => Selection::Rows(BooleanArray::from(mask)),
         }
     }
 }
@@ -286,7 +412,14 @@ fn key_schema(full: &SchemaRef, columns: &[usize]) -> SchemaRef {
 
 /// The conjunction of the conditions that only read `names`, from the filter directly above the
 /// single scan of `table`, when the plan is a chain that yields no row from no input.
+#[cfg(test)]
 fn key_predicate(plan: &LogicalPlan, table: &str, names: &[String]) -> Option<Expr> {
+    conjuncts_on(scan_filter(plan, table)?, names, true)
+}
+
+/// The predicate of the filter directly above the single scan of `table`, when the plan is a
+/// chain that yields no row from no input.
+fn scan_filter<'p>(plan: &'p LogicalPlan, table: &str) -> Option<&'p Expr> {
     let mut scans = 0usize;
     let _ = plan.apply_with_subqueries(|node| {
         if matches!(node, LogicalPlan::TableScan(_)) {
@@ -311,7 +444,7 @@ fn key_predicate(plan: &LogicalPlan, table: &str, names: &[String]) -> Option<Ex
                 if let LogicalPlan::TableScan(scan) = f.input.as_ref()
                     && scan.table_name.table() == table
                 {
-                    return conjuncts_on(&f.predicate, names);
+                    return Some(&f.predicate);
                 }
             }
             _ => return None,
@@ -323,13 +456,17 @@ fn key_predicate(plan: &LogicalPlan, table: &str, names: &[String]) -> Option<Ex
     }
 }
 
-fn conjuncts_on(predicate: &Expr, names: &[String]) -> Option<Expr> {
+/// The conjunction of the conditions of `predicate` that read only `names` (and, with
+/// `constants`, those that read no column at all, such as the `NULL` that an empty list parameter
+/// leaves).
+fn conjuncts_on(predicate: &Expr, names: &[String], constants: bool) -> Option<Expr> {
     split_conjunction(predicate)
         .into_iter()
         .filter(|e| {
+            let refs = e.column_refs();
             !e.is_volatile()
-                && !e.column_refs().is_empty()
-                && e.column_refs().iter().all(|c| names.contains(&c.name))
+                && (constants || !refs.is_empty())
+                && refs.iter().all(|c| names.contains(&c.name))
         })
         .cloned()
         .reduce(Expr::and)
@@ -359,7 +496,10 @@ mod tests {
     }
 
     fn names() -> Vec<String> {
-        column_names(&TableKind::Audit.schema(), &key_columns(TableKind::Audit))
+        column_names(
+            &TableKind::Audit.schema(),
+            &ScreenedColumns::of(TableKind::Audit).keys,
+        )
     }
 
     #[test]
@@ -395,7 +535,8 @@ mod tests {
         ));
     }
 
-    fn batch(rows: &[(&str, &str, i32)]) -> RecordBatch {
+    /// A batch of (verb, resource, response_code, user_name) rows.
+    fn batch(rows: &[(&str, &str, i32, &str)]) -> RecordBatch {
         let schema = TableKind::Audit.schema();
         let columns = schema
             .fields()
@@ -413,6 +554,9 @@ mod tests {
                     "response_code" => {
                         Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.2)))
                     }
+                    "user_name" => {
+                        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.3)))
+                    }
                     _ => datafusion::arrow::array::new_null_array(f.data_type(), rows.len()),
                 }
             })
@@ -423,20 +567,20 @@ mod tests {
     fn screen(sql: &str) -> Prescreen {
         let ctx = SessionContext::new();
         crate::udf::register_all(&ctx);
-        let columns = key_columns(TableKind::Audit);
-        Prescreen::for_plan(&ctx, &plan(sql), TableKind::Audit, &columns).expect("screen")
+        let columns = ScreenedColumns::of(TableKind::Audit);
+        Prescreen::for_plan(&ctx, &plan(sql), TableKind::Audit, "audit", &columns).expect("screen")
     }
 
     #[test]
     fn selects_the_rows_whose_combination_passes() {
         let b = batch(&[
-            ("get", "pods", 200),
-            ("create", "pods", 201),
-            ("get", "pods", 200),
-            ("create", "secrets", 201),
-            ("create", "pods", 403),
+            ("get", "pods", 200, "alice"),
+            ("create", "pods", 201, "alice"),
+            ("get", "pods", 200, "alice"),
+            ("create", "secrets", 201, "alice"),
+            ("create", "pods", 403, "alice"),
         ]);
-        let keys = BatchKeys::new(&b, &key_columns(TableKind::Audit)).expect("keys");
+        let keys = BatchKeys::new(&b, &ScreenedColumns::of(TableKind::Audit)).expect("keys");
         assert_eq!(keys.len(), 4);
 
         let s = screen(
@@ -491,5 +635,42 @@ mod tests {
         assert!(matches!(none.select(&keys), Selection::Nothing));
         let all = screen("SELECT ts FROM audit WHERE response_code > 0");
         assert!(matches!(all.select(&keys), Selection::All));
+    }
+
+    #[test]
+    fn judges_conditions_on_one_value_column_once_per_value() {
+        let b = batch(&[
+            ("create", "pods", 201, "system:kube-scheduler"),
+            ("create", "pods", 201, "alice"),
+            ("get", "pods", 200, "alice"),
+            ("create", "pods", 201, "system:node:n1"),
+            ("create", "pods", 201, "bob"),
+        ]);
+        let keys = BatchKeys::new(&b, &ScreenedColumns::of(TableKind::Audit)).expect("keys");
+        let rows = |s: Selection| match s {
+            Selection::Rows(mask) => mask.iter().map(|v| v == Some(true)).collect::<Vec<_>>(),
+            other => panic!("expected rows, got {other:?}"),
+        };
+        // A key condition and a condition on the user name alone: both must hold.
+        let s = screen(
+            "SELECT ts FROM audit WHERE verb = 'create' AND NOT is_system_principal(user_name)",
+        );
+        assert_eq!(rows(s.select(&keys)), vec![false, true, false, false, true]);
+        // A condition on a value column alone is a screen by itself.
+        let s = screen("SELECT ts FROM audit WHERE user_name LIKE 'system:%'");
+        assert_eq!(rows(s.select(&keys)), vec![true, false, false, true, false]);
+        let none = screen("SELECT ts FROM audit WHERE regexp_like(user_name, '^eve$')");
+        assert!(matches!(none.select(&keys), Selection::Nothing));
+        // A list parameter left empty (`IN (NULL)`) admits no row at all.
+        let unset = screen("SELECT ts FROM audit WHERE verb = 'create' AND namespace IN (NULL)");
+        assert!(matches!(unset.select(&keys), Selection::Nothing));
+        // A condition over two value columns is not screened on; the rule's filter decides.
+        let both = screen(
+            "SELECT ts FROM audit WHERE verb = 'get' AND (user_name = 'x' OR user_agent = 'y')",
+        );
+        assert_eq!(
+            rows(both.select(&keys)),
+            vec![false, false, true, false, false]
+        );
     }
 }

@@ -121,16 +121,22 @@ pub fn read_audit_inputs<E>(
     let (chunk_tx, chunk_rx) = sync_channel::<Chunk>(workers * 2);
     let chunk_rx = Arc::new(std::sync::Mutex::new(chunk_rx));
     let (done_tx, done_rx) = sync_channel::<Decoded>(workers * 2);
+    // Decoded chunks' buffers go back to the framer: a fresh 8-16 MB buffer per chunk would be
+    // grown (copied) and faulted in page by page every time.
+    let (spare_tx, spare_rx) = sync_channel::<Vec<u8>>(workers * 4);
 
     std::thread::scope(|scope| {
-        let reader = scope.spawn(move || frame_inputs(inputs, options, chunk_tx, progress));
+        let reader =
+            scope.spawn(move || frame_inputs(inputs, options, chunk_tx, &spare_rx, progress));
         for _ in 0..workers {
             let rx = Arc::clone(&chunk_rx);
             let tx = done_tx.clone();
+            let spare = spare_tx.clone();
             let decode = options.decode.clone();
             let limit = options.max_record_bytes;
-            scope.spawn(move || decode_chunks(rx, tx, decode, limit));
+            scope.spawn(move || decode_chunks(rx, tx, spare, decode, limit));
         }
+        drop(spare_tx);
         drop(done_tx);
         let delivered = deliver_in_order(done_rx, &mut sink);
         let framed = reader
@@ -162,8 +168,15 @@ fn frame_inputs(
     inputs: &[InputSource],
     options: &ReadOptions,
     tx: SyncSender<Chunk>,
+    spare: &Receiver<Vec<u8>>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<ReadStats, InputError> {
+    let new_chunk = |seq: u64, source: &Arc<str>, headers: &[Vec<u8>]| {
+        let data = spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK_BYTES));
+        new_chunk(seq, source, headers, data, options.batch_rows)
+    };
     let mut stats = ReadStats::default();
     let mut seq = 0u64;
     let mut bytes_before = 0u64;
@@ -237,12 +250,18 @@ fn looks_like_log(reader: &mut Box<dyn std::io::BufRead + Send>) -> std::io::Res
     Ok(crate::audit::is_known_text_line(&line))
 }
 
-fn new_chunk(seq: u64, source: &Arc<str>, headers: &[Vec<u8>]) -> Chunk {
+fn new_chunk(
+    seq: u64,
+    source: &Arc<str>,
+    headers: &[Vec<u8>],
+    data: Vec<u8>,
+    rows: usize,
+) -> Chunk {
     Chunk {
         seq,
         source: Arc::clone(source),
-        data: Vec::with_capacity(1 << 20),
-        records: Vec::new(),
+        data,
+        records: Vec::with_capacity(rows),
         headers: headers.to_vec(),
     }
 }
@@ -253,6 +272,7 @@ const MAX_HEADERS: usize = 64;
 fn decode_chunks(
     rx: Arc<std::sync::Mutex<Receiver<Chunk>>>,
     tx: SyncSender<Decoded>,
+    spare: SyncSender<Vec<u8>>,
     options: DecodeOptions,
     record_limit: usize,
 ) {
@@ -265,15 +285,23 @@ fn decode_chunks(
                 Err(_) => return,
             }
         };
-        let decoded = decode_chunk(&mut decoder, chunk, record_limit);
+        let (decoded, mut data) = decode_chunk(&mut decoder, chunk, record_limit);
+        data.clear();
+        // A full pool means the framer has enough spare buffers: this one is freed.
+        let _ = spare.try_send(data);
         if tx.send(decoded).is_err() {
             return;
         }
     }
 }
 
-/// Decodes one chunk's records into one batch and its bad records.
-fn decode_chunk(decoder: &mut AuditDecoder, chunk: Chunk, record_limit: usize) -> Decoded {
+/// Decodes one chunk's records into one batch and its bad records; hands back the chunk's
+/// buffer for reuse.
+fn decode_chunk(
+    decoder: &mut AuditDecoder,
+    chunk: Chunk,
+    record_limit: usize,
+) -> (Decoded, Vec<u8>) {
     let mut stats = ReadStats::default();
     let mut bad = Vec::new();
     decoder.reset_file_state();
@@ -328,12 +356,13 @@ fn decode_chunk(decoder: &mut AuditDecoder, chunk: Chunk, record_limit: usize) -
             Vec::new()
         }
     };
-    Decoded {
+    let decoded = Decoded {
         seq: chunk.seq,
         batches,
         bad,
         stats,
-    }
+    };
+    (decoded, chunk.data)
 }
 
 fn excerpt(bytes: &[u8]) -> String {
@@ -394,7 +423,7 @@ pub fn decode_bytes(
 ) -> (Vec<(TableKind, RecordBatch)>, Vec<BadRecord>, ReadStats) {
     let source: Arc<str> = Arc::from("<memory>");
     let mut framer = Framer::new(bytes, options.max_record_bytes);
-    let mut chunk = new_chunk(0, &source, &[]);
+    let mut chunk = new_chunk(0, &source, &[], Vec::with_capacity(bytes.len()), 0);
     loop {
         let start = chunk.data.len();
         // Reading from memory cannot fail.
@@ -405,7 +434,7 @@ pub fn decode_bytes(
     }
     let records = chunk.records.len() as u64;
     let mut decoder = AuditDecoder::new(options.decode.clone());
-    let decoded = decode_chunk(&mut decoder, chunk, options.max_record_bytes);
+    let (decoded, _) = decode_chunk(&mut decoder, chunk, options.max_record_bytes);
     let stats = ReadStats {
         inputs: 1,
         bytes: bytes.len() as u64,

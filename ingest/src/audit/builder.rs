@@ -4,8 +4,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
-    TimestampMicrosecondBuilder,
+    Array, ArrayRef, AsArray, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder,
+    StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
@@ -98,6 +98,30 @@ fn append_list<S: AsRef<str>>(b: &mut ListBuilder<StringBuilder>, items: Option<
         }
         None => b.append(false),
     }
+}
+
+/// Room for a batch like the last one, plus an eighth: buffers that are big enough from the
+/// start are not grown (and copied) value by value.
+fn room(last: usize) -> usize {
+    last + last / 8
+}
+
+/// Finishes a text column and leaves its builder sized for the next batch.
+fn finish_text(b: &mut StringBuilder) -> ArrayRef {
+    let done = b.finish();
+    *b = StringBuilder::with_capacity(room(done.len()), room(done.value_data().len()));
+    Arc::new(done)
+}
+
+/// Finishes a list column and leaves its builder sized for the next batch.
+fn finish_list(b: &mut ListBuilder<StringBuilder>) -> ArrayRef {
+    let done = b.finish();
+    let values = done.values().as_string::<i32>();
+    *b = ListBuilder::with_capacity(
+        StringBuilder::with_capacity(room(values.len()), room(values.value_data().len())),
+        room(done.len()),
+    );
+    Arc::new(done)
 }
 
 fn text(b: &mut StringBuilder, v: &Option<Cow<'_, str>>) {
@@ -274,66 +298,66 @@ impl AuditBatchBuilder {
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
         self.len = 0;
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.cluster.finish()),
+            finish_text(&mut self.cluster),
             Arc::new(self.ts.finish().with_timezone("UTC")),
             Arc::new(self.request_received_ts.finish().with_timezone("UTC")),
-            Arc::new(self.audit_id.finish()),
-            Arc::new(self.stage.finish()),
-            Arc::new(self.level.finish()),
-            Arc::new(self.verb.finish()),
-            Arc::new(self.request_uri.finish()),
-            Arc::new(self.user_name.finish()),
-            Arc::new(self.user_groups.finish()),
-            Arc::new(self.impersonated_user.finish()),
-            Arc::new(self.impersonated_groups.finish()),
-            Arc::new(self.source_ip.finish()),
-            Arc::new(self.source_ips.finish()),
-            Arc::new(self.user_agent.finish()),
-            Arc::new(self.resource.finish()),
-            Arc::new(self.subresource.finish()),
-            Arc::new(self.namespace.finish()),
-            Arc::new(self.name.finish()),
-            Arc::new(self.api_group.finish()),
-            Arc::new(self.api_version.finish()),
+            finish_text(&mut self.audit_id),
+            finish_text(&mut self.stage),
+            finish_text(&mut self.level),
+            finish_text(&mut self.verb),
+            finish_text(&mut self.request_uri),
+            finish_text(&mut self.user_name),
+            finish_list(&mut self.user_groups),
+            finish_text(&mut self.impersonated_user),
+            finish_list(&mut self.impersonated_groups),
+            finish_text(&mut self.source_ip),
+            finish_list(&mut self.source_ips),
+            finish_text(&mut self.user_agent),
+            finish_text(&mut self.resource),
+            finish_text(&mut self.subresource),
+            finish_text(&mut self.namespace),
+            finish_text(&mut self.name),
+            finish_text(&mut self.api_group),
+            finish_text(&mut self.api_version),
             Arc::new(self.response_code.finish()),
-            Arc::new(self.response_reason.finish()),
-            Arc::new(self.response_message.finish()),
-            Arc::new(self.decision.finish()),
-            Arc::new(self.reason.finish()),
-            Arc::new(self.pod_security_violations.finish()),
-            Arc::new(self.annotations.finish()),
-            Arc::new(self.object_kind.finish()),
+            finish_text(&mut self.response_reason),
+            finish_text(&mut self.response_message),
+            finish_text(&mut self.decision),
+            finish_text(&mut self.reason),
+            finish_text(&mut self.pod_security_violations),
+            finish_text(&mut self.annotations),
+            finish_text(&mut self.object_kind),
             Arc::new(self.privileged.finish()),
             Arc::new(self.host_pid.finish()),
             Arc::new(self.host_network.finish()),
             Arc::new(self.host_ipc.finish()),
-            Arc::new(self.host_paths.finish()),
-            Arc::new(self.capabilities_added.finish()),
-            Arc::new(self.images.finish()),
+            finish_list(&mut self.host_paths),
+            finish_list(&mut self.capabilities_added),
+            finish_list(&mut self.images),
             Arc::new(self.run_as_root.finish()),
             Arc::new(self.allow_privilege_escalation.finish()),
             Arc::new(self.read_only_root_fs.finish()),
             Arc::new(self.seccomp_unconfined.finish()),
             Arc::new(self.apparmor_unconfined.finish()),
-            Arc::new(self.service_account.finish()),
+            finish_text(&mut self.service_account),
             Arc::new(self.automount_token.finish()),
-            Arc::new(self.runtime_class.finish()),
-            Arc::new(self.exec_command.finish()),
-            Arc::new(self.rule_verbs.finish()),
-            Arc::new(self.rule_resources.finish()),
-            Arc::new(self.rule_api_groups.finish()),
-            Arc::new(self.rule_grants.finish()),
-            Arc::new(self.role_ref_kind.finish()),
-            Arc::new(self.role_ref_name.finish()),
-            Arc::new(self.subjects.finish()),
-            Arc::new(self.webhook_targets.finish()),
-            Arc::new(self.service_type.finish()),
-            Arc::new(self.secret_type.finish()),
+            finish_text(&mut self.runtime_class),
+            finish_text(&mut self.exec_command),
+            finish_list(&mut self.rule_verbs),
+            finish_list(&mut self.rule_resources),
+            finish_list(&mut self.rule_api_groups),
+            finish_list(&mut self.rule_grants),
+            finish_text(&mut self.role_ref_kind),
+            finish_text(&mut self.role_ref_name),
+            finish_list(&mut self.subjects),
+            finish_list(&mut self.webhook_targets),
+            finish_text(&mut self.service_type),
+            finish_text(&mut self.secret_type),
             Arc::new(self.token_expiration_seconds.finish()),
-            Arc::new(self.labels.finish()),
-            Arc::new(self.unknown_fields.finish()),
-            Arc::new(self.request_object.finish()),
-            Arc::new(self.response_object.finish()),
+            finish_text(&mut self.labels),
+            finish_text(&mut self.unknown_fields),
+            finish_text(&mut self.request_object),
+            finish_text(&mut self.response_object),
         ];
         RecordBatch::try_new(audit_schema(), columns)
     }
