@@ -46,7 +46,13 @@ const AUDIT_KEY_COLUMNS: &[&str] = &[
 ];
 
 /// Text columns of the audit table whose values repeat within a batch, each screened alone.
-const AUDIT_VALUE_COLUMNS: &[&str] = &["user_name", "user_agent", "namespace", "source_ip"];
+const AUDIT_VALUE_COLUMNS: &[&str] = &[
+    "user_name",
+    "user_agent",
+    "namespace",
+    "source_ip",
+    "api_version",
+];
 
 /// The columns of a table that screens read (indices into its schema).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -118,12 +118,14 @@ pub fn read_audit_inputs<E>(
     mut sink: impl FnMut(DecodedBatch) -> Result<(), E>,
 ) -> Result<ReadStats, ReadError<E>> {
     let workers = options.workers.max(1);
-    let (chunk_tx, chunk_rx) = sync_channel::<Chunk>(workers * 2);
+    // One chunk queued per worker each way keeps every core busy; deeper queues only hold more
+    // of the input in memory.
+    let (chunk_tx, chunk_rx) = sync_channel::<Chunk>(workers);
     let chunk_rx = Arc::new(std::sync::Mutex::new(chunk_rx));
-    let (done_tx, done_rx) = sync_channel::<Decoded>(workers * 2);
+    let (done_tx, done_rx) = sync_channel::<Decoded>(workers);
     // Decoded chunks' buffers go back to the framer: a fresh 8-16 MB buffer per chunk would be
     // grown (copied) and faulted in page by page every time.
-    let (spare_tx, spare_rx) = sync_channel::<Vec<u8>>(workers * 4);
+    let (spare_tx, spare_rx) = sync_channel::<Vec<u8>>(workers * 2);
 
     std::thread::scope(|scope| {
         let reader =
