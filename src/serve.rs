@@ -550,6 +550,10 @@ fn process_loop(
 
 /// Makes each judged unit of work durable, in order: capture parts, dead letters, then the
 /// checkpoint past it. Runs the store's maintenance now and then.
+///
+/// When works queue up (a slow disk), the contiguous ones of one file are written together: one
+/// part per table and hour and one checkpoint for all of them, so a backlog costs one `fsync`
+/// instead of one per work, and the persister catches up.
 fn persist_loop(
     rx: Receiver<Work>,
     capture: &CaptureStore,
@@ -558,39 +562,80 @@ fn persist_loop(
     settings: &Settings,
 ) -> anyhow::Result<()> {
     let mut last_maintenance = Instant::now();
-    for work in rx {
-        let source = work.id.short();
-        for (table, batch) in &work.batches {
-            capture
-                .write(table.name(), batch, &source, work.start, work.end)
-                .context("writing the capture store")?;
+    let mut held: Option<Work> = None;
+    loop {
+        let Some(first) = held.take().or_else(|| rx.recv().ok()) else {
+            return Ok(());
+        };
+        let mut group = vec![first];
+        while group.len() < MAX_GROUPED {
+            let Ok(next) = rx.try_recv() else { break };
+            let last = &group[group.len() - 1];
+            if next.id == last.id && next.start == last.end {
+                group.push(next);
+            } else {
+                held = Some(next);
+                break;
+            }
         }
-        if !work.dead.is_empty() {
-            metrics
-                .malformed
-                .fetch_add(work.dead.len() as u64, Ordering::Relaxed);
-            capture
-                .write_dead_letters(&source, work.start, work.end, &work.dead)
-                .context("writing dead letters")?;
-            tracing::warn!(file = %work.path.display(), offset = work.start, count = work.dead.len(), "records sent to the dead-letter store");
-        }
-        {
-            // The checkpoint file is small; holding the lock through its fsync only delays the
-            // demo's end check.
-            let mut checkpoints = lock(checkpoints)?;
-            checkpoints.set(work.id, &work.path, work.end);
-            checkpoints.persist().context("writing checkpoints")?;
-        }
-        metrics.batches.fetch_add(1, Ordering::Relaxed);
-        metrics
-            .bytes
-            .fetch_add(work.end - work.start, Ordering::Relaxed);
-
+        persist_group(group, capture, checkpoints, metrics)?;
         if last_maintenance.elapsed() > MAINTENANCE_EVERY {
             maintain(capture, &*lock(checkpoints)?, settings);
             last_maintenance = Instant::now();
         }
     }
+}
+
+/// Works the persister writes as one at most (bounds the size of one part).
+const MAX_GROUPED: usize = 8;
+
+/// Writes contiguous works of one file as one range of it, then checkpoints past them.
+fn persist_group(
+    group: Vec<Work>,
+    capture: &CaptureStore,
+    checkpoints: &Mutex<CheckpointStore>,
+    metrics: &Metrics,
+) -> anyhow::Result<()> {
+    let (Some(first), Some(last)) = (group.first(), group.last()) else {
+        return Ok(());
+    };
+    let (id, path, start, end) = (last.id.clone(), last.path.clone(), first.start, last.end);
+    let works = group.len() as u64;
+    let source = id.short();
+    let mut tables: Vec<(TableKind, Vec<audithound_ingest::RecordBatch>)> = Vec::new();
+    let mut dead = Vec::new();
+    for work in group {
+        for (table, batch) in work.batches {
+            match tables.iter_mut().find(|(t, _)| *t == table) {
+                Some((_, batches)) => batches.push(batch),
+                None => tables.push((table, vec![batch])),
+            }
+        }
+        dead.extend(work.dead);
+    }
+    for (table, batches) in &tables {
+        capture
+            .write_all(table.name(), batches, &source, start, end)
+            .context("writing the capture store")?;
+    }
+    if !dead.is_empty() {
+        metrics
+            .malformed
+            .fetch_add(dead.len() as u64, Ordering::Relaxed);
+        capture
+            .write_dead_letters(&source, start, end, &dead)
+            .context("writing dead letters")?;
+        tracing::warn!(file = %path.display(), offset = start, count = dead.len(), "records sent to the dead-letter store");
+    }
+    {
+        // The checkpoint file is small; holding the lock through its fsync only delays the
+        // demo's end check.
+        let mut checkpoints = lock(checkpoints)?;
+        checkpoints.set(id, &path, end);
+        checkpoints.persist().context("writing checkpoints")?;
+    }
+    metrics.batches.fetch_add(works, Ordering::Relaxed);
+    metrics.bytes.fetch_add(end - start, Ordering::Relaxed);
     Ok(())
 }
 

@@ -16,6 +16,7 @@
 //! merges the parts of a closed hour that are all behind the checkpoints; retention deletes whole
 //! hours by age and by total size, oldest first.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -129,15 +130,32 @@ impl CaptureStore {
         start: u64,
         end: u64,
     ) -> Result<Vec<PathBuf>, CaptureError> {
-        let mut written = Vec::new();
-        if batch.num_rows() == 0 {
-            return Ok(written);
+        self.write_all(table, std::slice::from_ref(batch), source, start, end)
+    }
+
+    /// Writes the batches of `table` that together cover bytes `[start, end)` of `source` as one
+    /// part per hour of event time (one file and one `fsync` for all of them). Returns the files
+    /// written.
+    pub fn write_all(
+        &self,
+        table: &str,
+        batches: &[RecordBatch],
+        source: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<PathBuf>, CaptureError> {
+        let mut hours: BTreeMap<i64, Vec<RecordBatch>> = BTreeMap::new();
+        for batch in batches.iter().filter(|b| b.num_rows() > 0) {
+            for (hour, part) in split_by_hour(batch)? {
+                hours.entry(hour).or_default().push(part);
+            }
         }
-        for (hour, part) in split_by_hour(batch)? {
+        let mut written = Vec::new();
+        for (hour, parts) in hours {
             let dir = self.table_dir(table).join(partition_dir(hour));
             fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
             let path = dir.join(format!("part-{source}-{start}-{end}.parquet"));
-            self.write_file(&path, &[part])?;
+            self.write_file(&path, &parts)?;
             written.push(path);
         }
         Ok(written)
@@ -529,6 +547,24 @@ mod tests {
                 .unwrap()
                 .any(|e| e.unwrap().file_name().to_string_lossy().starts_with('.'))
         );
+    }
+
+    #[test]
+    fn several_batches_of_one_range_make_one_part_per_hour() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CaptureStore::open(dir.path(), false).unwrap();
+        let first = batch_at(&["2024-05-01T10:59:59Z", "2024-05-01T11:00:00Z"]);
+        let second = batch_at(&["2024-05-01T11:30:00Z", "2024-05-01T10:10:00Z"]);
+        let files = store
+            .write_all("audit", &[first, second], "src1", 0, 700)
+            .unwrap();
+        assert_eq!(files.len(), 2, "{files:?}");
+        let rows =
+            |f: &PathBuf| -> usize { read_parquet(f).unwrap().iter().map(|b| b.num_rows()).sum() };
+        assert!(files[0].ends_with("hour=10/part-src1-0-700.parquet"));
+        assert_eq!(rows(&files[0]), 2);
+        assert!(files[1].ends_with("hour=11/part-src1-0-700.parquet"));
+        assert_eq!(rows(&files[1]), 2);
     }
 
     #[test]
