@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use audithound_analytics::store::FindingStore;
+use audithound_analytics::store::{FindingStore, WalCheckpointer};
 use audithound_analytics::{RuleEngine, RulePack};
 use audithound_api::Metrics;
 use audithound_ingest::capture::{CaptureStore, PartName};
@@ -207,8 +207,12 @@ pub fn run_pipeline(
     let checkpoints =
         CheckpointStore::open(data.join("checkpoints.json")).context("reading checkpoints")?;
     recover(&capture, &checkpoints)?;
-    let mut findings =
-        FindingStore::open(&data.join("findings.db")).context("opening the findings store")?;
+    let findings_path = data.join("findings.db");
+    let mut findings = FindingStore::open(&findings_path).context("opening the findings store")?;
+    findings
+        .defer_checkpoints()
+        .context("opening the findings store")?;
+    let wal = WalCheckpointer::open(&findings_path).context("opening the findings store")?;
 
     let catalog = Catalog::embedded();
     let (pack, errors) = RulePack::load(&settings.rule_dirs, &catalog);
@@ -270,8 +274,11 @@ pub fn run_pipeline(
     let (result, persisted) = std::thread::scope(|scope| {
         let persister = std::thread::Builder::new()
             .name("persister".into())
-            .spawn_scoped(scope, || {
-                persist_loop(persist_rx, &capture, &checkpoints, &metrics, &settings)
+            .spawn_scoped(scope, {
+                // The checkpointer's connection moves to the persister; the rest is shared.
+                let (capture, checkpoints, metrics, settings) =
+                    (&capture, &checkpoints, &metrics, &settings);
+                move || persist_loop(persist_rx, capture, checkpoints, &wal, metrics, settings)
             });
         let persister = match persister {
             Ok(p) => p,
@@ -553,15 +560,18 @@ fn process_loop(
 ///
 /// When works queue up (a slow disk), the contiguous ones of one file are written together: one
 /// part per table and hour and one checkpoint for all of them, so a backlog costs one `fsync`
-/// instead of one per work, and the persister catches up.
+/// instead of one per work, and the persister catches up. It also checkpoints the findings
+/// store's write-ahead log, which the thread storing findings leaves alone for the same reason.
 fn persist_loop(
     rx: Receiver<Work>,
     capture: &CaptureStore,
     checkpoints: &Mutex<CheckpointStore>,
+    wal: &WalCheckpointer,
     metrics: &Metrics,
     settings: &Settings,
 ) -> anyhow::Result<()> {
     let mut last_maintenance = Instant::now();
+    let mut last_wal_checkpoint = Instant::now();
     let mut held: Option<Work> = None;
     loop {
         let Some(first) = held.take().or_else(|| rx.recv().ok()) else {
@@ -579,12 +589,21 @@ fn persist_loop(
             }
         }
         persist_group(group, capture, checkpoints, metrics)?;
+        if last_wal_checkpoint.elapsed() > WAL_CHECKPOINT_EVERY {
+            if let Err(e) = wal.checkpoint() {
+                tracing::warn!("checkpointing the findings store failed (retried later): {e}");
+            }
+            last_wal_checkpoint = Instant::now();
+        }
         if last_maintenance.elapsed() > MAINTENANCE_EVERY {
             maintain(capture, &*lock(checkpoints)?, settings);
             last_maintenance = Instant::now();
         }
     }
 }
+
+/// How often the persister moves the findings store's write-ahead log into its database file.
+const WAL_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// Works the persister writes as one at most (bounds the size of one part).
 const MAX_GROUPED: usize = 8;
@@ -727,4 +746,119 @@ fn start_http(addr: &str, metrics: Arc<Metrics>) -> anyhow::Result<()> {
         })?;
     tracing::info!(%addr, "health and metrics at http://{addr}/healthz and /metrics");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One unit of work of `file` covering `[start, end)`, holding one audit event.
+    fn work(file: &FileId, start: u64, end: u64) -> Work {
+        let line = format!(
+            r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"{}-{start}","stage":"ResponseComplete","requestURI":"/api/v1/pods","verb":"list","user":{{"username":"alice"}},"sourceIPs":["10.0.0.1"],"objectRef":{{"resource":"pods","apiVersion":"v1"}},"responseStatus":{{"code":200}},"requestReceivedTimestamp":"2024-05-01T10:00:00.000000Z","stageTimestamp":"2024-05-01T10:00:00.100000Z"}}"#,
+            file.ino
+        );
+        let options = audithound_ingest::ReadOptions::default();
+        let (batches, bad, _) =
+            audithound_ingest::reader::decode_audit_bytes(line.as_bytes(), &options);
+        assert!(bad.is_empty(), "{bad:?}");
+        Work {
+            id: file.clone(),
+            path: PathBuf::from(format!("/var/log/audit-{}.log", file.ino)),
+            start,
+            end,
+            batches: batches.into_iter().map(|b| (TableKind::Audit, b)).collect(),
+            dead: Vec::new(),
+        }
+    }
+
+    fn parts_under(dir: &Path) -> Vec<String> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).expect("readable") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                found.extend(parts_under(&path));
+            } else if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+                found.push(name.to_string());
+            }
+        }
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn a_backlog_of_contiguous_works_is_persisted_as_one_range_per_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let capture = CaptureStore::open(dir.path().join("capture"), true).expect("store");
+        let checkpoints = Mutex::new(
+            CheckpointStore::open(dir.path().join("checkpoints.json")).expect("checkpoints"),
+        );
+        let metrics = Metrics::default();
+        let settings = Settings {
+            audit_logs: Vec::new(),
+            data_dir: dir.path().to_path_buf(),
+            listen: None,
+            config: Config::default(),
+            rule_dirs: Vec::new(),
+            max_age_hours: None,
+            max_bytes: None,
+            print_findings: false,
+        };
+        let a = FileId {
+            dev: 1,
+            ino: 1,
+            head: "aa".into(),
+        };
+        let b = FileId {
+            dev: 1,
+            ino: 2,
+            head: "bb".into(),
+        };
+        // Queued before the persister runs: a backlog, as after a stalled fsync.
+        let (tx, rx) = sync_channel(PERSIST_DEPTH);
+        for w in [
+            work(&a, 0, 100),
+            work(&a, 100, 200),
+            work(&a, 200, 300),
+            work(&b, 0, 50),
+            work(&a, 300, 400),
+        ] {
+            tx.send(w).expect("queued");
+        }
+        drop(tx);
+        std::fs::create_dir_all(dir.path()).expect("dir");
+        let findings_path = dir.path().join("findings.db");
+        let _store = FindingStore::open(&findings_path).expect("findings store");
+        let wal = WalCheckpointer::open(&findings_path).expect("checkpointer");
+        persist_loop(rx, &capture, &checkpoints, &wal, &metrics, &settings).expect("persists");
+
+        let (sa, sb) = (a.short(), b.short());
+        assert_eq!(
+            parts_under(&dir.path().join("capture/audit")),
+            vec![
+                format!("part-{sa}-0-300.parquet"),
+                format!("part-{sa}-300-400.parquet"),
+                format!("part-{sb}-0-50.parquet"),
+            ]
+        );
+        let rows: usize = ["0-300", "300-400"]
+            .iter()
+            .map(|range| {
+                let path = dir
+                    .path()
+                    .join("capture/audit/date=2024-05-01/hour=10")
+                    .join(format!("part-{sa}-{range}.parquet"));
+                audithound_ingest::capture::read_parquet(&path)
+                    .expect("readable part")
+                    .iter()
+                    .map(|b| b.num_rows())
+                    .sum::<usize>()
+            })
+            .sum();
+        assert_eq!(rows, 4, "every event of file a is in its parts once");
+        let checkpoints = lock(&checkpoints).expect("lock");
+        assert_eq!(checkpoints.get(&a).map(|c| c.offset), Some(400));
+        assert_eq!(checkpoints.get(&b).map(|c| c.offset), Some(50));
+        assert_eq!(metrics.batches.load(Ordering::Relaxed), 5);
+    }
 }

@@ -196,6 +196,50 @@ impl FindingStore {
             .query_row("SELECT count(*) FROM findings", [], |r| r.get::<_, i64>(0))?
             as u64)
     }
+
+    /// Stops this connection from checkpointing the write-ahead log itself. A checkpoint
+    /// `fsync`s, and on a disk busy with other writes that can take seconds: the sidecar leaves
+    /// it to a [`WalCheckpointer`] on another thread, so storing findings never waits for it.
+    pub fn defer_checkpoints(&self) -> Result<(), StoreError> {
+        self.conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
+        Ok(())
+    }
+}
+
+/// A second connection to a findings store that copies its write-ahead log into the database
+/// file (and `fsync`s it) when asked, off the thread that stores findings.
+pub struct WalCheckpointer {
+    conn: Connection,
+}
+
+/// What one checkpoint did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointOutcome {
+    /// Frames in the write-ahead log.
+    pub log_frames: i64,
+    /// Of them, those now in the database file.
+    pub checkpointed_frames: i64,
+}
+
+impl WalCheckpointer {
+    /// Opens a checkpointing connection to the store at `path` (open the store first).
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(WalCheckpointer { conn })
+    }
+
+    /// Checkpoints what it can without blocking the writer (`PASSIVE`).
+    pub fn checkpoint(&self) -> Result<CheckpointOutcome, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok(CheckpointOutcome {
+                    log_frames: r.get(1)?,
+                    checkpointed_frames: r.get(2)?,
+                })
+            })?)
+    }
 }
 
 #[cfg(test)]
@@ -229,6 +273,30 @@ mod tests {
             evidence: Default::default(),
             incident: format!("inc-{id}"),
         }
+    }
+
+    #[test]
+    fn deferred_checkpoints_are_done_by_the_checkpointer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("findings.db");
+        let mut store = FindingStore::open(&path).unwrap();
+        store.defer_checkpoints().unwrap();
+        // More than the default auto-checkpoint threshold (1000 pages) of log.
+        for batch in 0..40 {
+            let findings: Vec<Finding> = (0..100)
+                .map(|i| finding(&format!("f{batch}-{i}"), 1, i))
+                .collect();
+            store.upsert(&findings).unwrap();
+        }
+        let checkpointer = WalCheckpointer::open(&path).unwrap();
+        let done = checkpointer.checkpoint().unwrap();
+        assert!(
+            done.log_frames > 1000,
+            "the writer did not checkpoint by itself: {done:?}"
+        );
+        assert_eq!(done.checkpointed_frames, done.log_frames);
+        drop(store);
+        assert_eq!(FindingStore::open(&path).unwrap().count().unwrap(), 4000);
     }
 
     #[test]
