@@ -846,6 +846,20 @@ mod tests {
             "a screened windowed rule finds something in the fixture"
         );
         assert_eq!(a, b);
+
+        // Costs: one per rule, the most expensive first; screening skips batches.
+        let costs = screened.rule_costs();
+        assert_eq!(costs.len(), screened.rules.len());
+        assert!(costs.windows(2).all(|w| w[0].time >= w[1].time));
+        let runs =
+            |engine: &RuleEngine| -> u64 { engine.rule_costs().iter().map(|c| c.runs).sum() };
+        assert!(runs(&screened) > 0);
+        assert!(
+            runs(&screened) < runs(&plain),
+            "screened rules skip batches: {} runs against {}",
+            runs(&screened),
+            runs(&plain)
+        );
     }
 
     #[test]
