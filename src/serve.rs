@@ -78,8 +78,8 @@ pub struct Settings {
 }
 
 const QUEUE_DEPTH: usize = 4;
-/// Judged batches waiting for the persister. A few seconds of writeback stall at 50k events/s
-/// (4 MB reads) fit without slowing the rules.
+/// Judged works waiting for the persister: at 50k events/s (4 MB reads) about a second of
+/// stalled `fsync` fits without slowing the rules.
 const PERSIST_DEPTH: usize = 16;
 /// Where kubeadm-style control planes write the audit log (`--audit-log-path`).
 const DEFAULT_AUDIT_LOG: &str = "/var/log/kubernetes/audit/audit.log";
@@ -470,7 +470,6 @@ fn decode_chunk(
     (batches, dead)
 }
 
-#[allow(clippy::too_many_arguments)]
 /// The checkpoint store, shared by the persister (which advances it) and the demo's end check.
 fn lock(checkpoints: &Mutex<CheckpointStore>) -> anyhow::Result<MutexGuard<'_, CheckpointStore>> {
     checkpoints
