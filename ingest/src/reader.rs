@@ -288,9 +288,12 @@ fn decode_chunks(
             }
         };
         let (decoded, mut data) = decode_chunk(&mut decoder, chunk, record_limit);
-        data.clear();
-        // A full pool means the framer has enough spare buffers: this one is freed.
-        let _ = spare.try_send(data);
+        // A buffer grown for a huge record is freed rather than kept; so is one that finds
+        // the pool full (the framer has enough spares).
+        if data.capacity() <= 2 * CHUNK_BYTES {
+            data.clear();
+            let _ = spare.try_send(data);
+        }
         if tx.send(decoded).is_err() {
             return;
         }
