@@ -542,7 +542,7 @@ fn native_row<'a>(
         row.response_message = status.message;
     }
     if let Some(raw) = env.annotations.filter(|r| !is_null(r)) {
-        let known: KnownAnnotations<'_> = serde_json::from_str(raw.get()).unwrap_or_default();
+        let known = KnownAnnotations::find(raw.get());
         row.decision = known.decision;
         row.reason = known.reason;
         row.pod_security_violations = known.pod_security_violations;
