@@ -11,6 +11,7 @@
 //! back other files' dirty pages (seconds, on a busy disk) then delays only the persister, not the
 //! findings; the queue between them is bounded, so a persister that falls behind slows reading.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -241,7 +242,7 @@ pub fn run_pipeline(
     }
     metrics.running.store(true, Ordering::SeqCst);
 
-    let start_offsets: std::collections::BTreeMap<FileId, u64> = checkpoints
+    let start_offsets: BTreeMap<FileId, u64> = checkpoints
         .all()
         .map(|c| (c.id.clone(), c.offset))
         .collect();
@@ -347,7 +348,7 @@ fn recover(capture: &CaptureStore, checkpoints: &CheckpointStore) -> anyhow::Res
 fn read_loop(
     options: TailerOptions,
     decode: DecodeOptions,
-    start: std::collections::BTreeMap<FileId, u64>,
+    start: BTreeMap<FileId, u64>,
     tx: SyncSender<Work>,
     stop: Arc<AtomicBool>,
 ) {
@@ -620,14 +621,11 @@ fn persist_group(
     let (id, path, start, end) = (last.id.clone(), last.path.clone(), first.start, last.end);
     let works = group.len() as u64;
     let source = id.short();
-    let mut tables: Vec<(TableKind, Vec<audithound_ingest::RecordBatch>)> = Vec::new();
+    let mut tables: BTreeMap<TableKind, Vec<audithound_ingest::RecordBatch>> = BTreeMap::new();
     let mut dead = Vec::new();
     for work in group {
         for (table, batch) in work.batches {
-            match tables.iter_mut().find(|(t, _)| *t == table) {
-                Some((_, batches)) => batches.push(batch),
-                None => tables.push((table, vec![batch])),
-            }
+            tables.entry(table).or_default().push(batch);
         }
         dead.extend(work.dead);
     }
@@ -825,7 +823,6 @@ mod tests {
             tx.send(w).expect("queued");
         }
         drop(tx);
-        std::fs::create_dir_all(dir.path()).expect("dir");
         let findings_path = dir.path().join("findings.db");
         let _store = FindingStore::open(&findings_path).expect("findings store");
         let wal = WalCheckpointer::open(&findings_path).expect("checkpointer");

@@ -174,8 +174,8 @@ impl Groups {
 pub struct BatchKeys<'a> {
     batch: &'a RecordBatch,
     combinations: Groups,
-    value_columns: Vec<usize>,
-    values: Vec<OnceCell<Option<Groups>>>,
+    /// Each value column, with its distinct values once asked for.
+    values: Vec<(usize, OnceCell<Option<Groups>>)>,
 }
 
 impl<'a> BatchKeys<'a> {
@@ -187,8 +187,11 @@ impl<'a> BatchKeys<'a> {
         Ok(BatchKeys {
             batch,
             combinations: Groups::new(batch, &columns.keys)?,
-            value_columns: columns.values.clone(),
-            values: columns.values.iter().map(|_| OnceCell::new()).collect(),
+            values: columns
+                .values
+                .iter()
+                .map(|c| (*c, OnceCell::new()))
+                .collect(),
         })
     }
 
@@ -204,10 +207,9 @@ impl<'a> BatchKeys<'a> {
 
     /// The distinct values of the `k`th value column.
     fn values(&self, k: usize) -> Option<&Groups> {
-        let column = *self.value_columns.get(k)?;
-        self.values
-            .get(k)?
-            .get_or_init(|| Groups::new(self.batch, &[column]).ok())
+        let (column, groups) = self.values.get(k)?;
+        groups
+            .get_or_init(|| Groups::new(self.batch, &[*column]).ok())
             .as_ref()
     }
 }
@@ -570,6 +572,14 @@ mod tests {
         RecordBatch::try_new(schema, columns).expect("batch")
     }
 
+    /// Which rows a selection keeps; panics unless it is a mask.
+    fn rows(s: Selection) -> Vec<bool> {
+        match s {
+            Selection::Rows(mask) => mask.iter().map(|v| v == Some(true)).collect(),
+            other => panic!("expected rows, got {other:?}"),
+        }
+    }
+
     fn screen(sql: &str) -> Prescreen {
         let ctx = SessionContext::new();
         crate::udf::register_all(&ctx);
@@ -592,13 +602,10 @@ mod tests {
         let s = screen(
             "SELECT ts FROM audit WHERE resource = 'pods' AND verb = 'create' AND response_code < 400 AND user_name <> 'x'",
         );
-        match s.select(&keys) {
-            Selection::Rows(mask) => assert_eq!(
-                mask.iter().map(|v| v == Some(true)).collect::<Vec<_>>(),
-                vec![false, true, false, false, false]
-            ),
-            other => panic!("expected rows, got {other:?}"),
-        }
+        assert_eq!(
+            rows(s.select(&keys)),
+            vec![false, true, false, false, false]
+        );
         let narrowed = screen("SELECT ts, resource FROM audit WHERE resource = 'pods'")
             .narrow(
                 &b,
@@ -653,10 +660,6 @@ mod tests {
             ("create", "pods", 201, "bob"),
         ]);
         let keys = BatchKeys::new(&b, &ScreenedColumns::of(TableKind::Audit)).expect("keys");
-        let rows = |s: Selection| match s {
-            Selection::Rows(mask) => mask.iter().map(|v| v == Some(true)).collect::<Vec<_>>(),
-            other => panic!("expected rows, got {other:?}"),
-        };
         // A key condition and a condition on the user name alone: both must hold.
         let s = screen(
             "SELECT ts FROM audit WHERE verb = 'create' AND NOT is_system_principal(user_name)",
