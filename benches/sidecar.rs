@@ -10,6 +10,8 @@
 //! catch up after the writer stopped. Results go to stdout and `<target>/bench/sidecar.md`.
 //! `BENCH_RATES=50000,10000` and `BENCH_SECONDS=30` change the runs; `BENCH_WORK_DIR` puts the
 //! log and the data directory elsewhere (e.g. on tmpfs, to take the disk out of the figures).
+//! Each run's directory keeps `latency.csv` (every probe's latency, in the order written) and
+//! `sidecar.log` (the sidecar's log; `BENCH_SIDECAR_LOG` sets its filter, default `warn`).
 
 mod common;
 
@@ -96,9 +98,12 @@ fn run(bin: &Path, dir: &Path, lines: &[String], rate: u64, seconds: u64) -> Run
         .arg(&log)
         .arg("--data-dir")
         .arg(&data)
-        .env("AUDITHOUND_LOG", "warn")
+        .env(
+            "AUDITHOUND_LOG",
+            std::env::var("BENCH_SIDECAR_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(File::create(work.join("sidecar.log")).expect("sidecar log"))
         .spawn()
         .expect("sidecar starts");
     std::thread::sleep(Duration::from_secs(2));
@@ -220,6 +225,23 @@ fn run(bin: &Path, dir: &Path, lines: &[String], rate: u64, seconds: u64) -> Run
     let _ = child.wait();
     rss_stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let peak_rss_mib = rss_thread.join().unwrap_or(0.0);
+    // Every probe's latency in the order written, to see whether slow ones come together.
+    let mut series: Vec<(f64, &String, f64)> = seen
+        .iter()
+        .filter_map(|(name, ms)| {
+            let at = probes.get(name)?.saturating_duration_since(start);
+            Some((at.as_secs_f64(), name, *ms))
+        })
+        .collect();
+    series.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let csv: String = series
+        .iter()
+        .map(|(at, name, ms)| format!("{at:.3},{name},{ms:.1}\n"))
+        .collect();
+    let _ = std::fs::write(
+        work.join("latency.csv"),
+        format!("written_s,probe,latency_ms\n{csv}"),
+    );
     let mut lat: Vec<f64> = seen.values().copied().collect();
     lat.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| {

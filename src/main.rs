@@ -3,6 +3,7 @@
 //! Logic lives in the library crates (`ingest` reads and decodes, `analytics` judges); this binary
 //! only turns command lines and config files into calls to them and reports the results.
 
+mod backlog;
 mod config;
 mod demo;
 mod output;

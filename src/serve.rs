@@ -8,8 +8,10 @@
 //!
 //! Rules and findings run on one thread, the capture store and checkpoints on another (the
 //! persister), in the same order. A part or checkpoint `fsync` that waits for the kernel to write
-//! back other files' dirty pages (seconds, on a busy disk) then delays only the persister, not the
-//! findings; the queue between them is bounded, so a persister that falls behind slows reading.
+//! back other files' dirty pages (seconds, on a busy disk: ext4 commits the apiserver's freshly
+//! written log before it) then delays only the persister, not the findings. The queue between
+//! them is bounded by the bytes it holds ([`PERSIST_BACKLOG_BYTES`]), so a persister that falls
+//! further behind slows reading instead of growing memory.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -31,6 +33,7 @@ use audithound_ingest::{AuditDecoder, DecodeOptions};
 use audithound_models::{Catalog, Finding, TableKind};
 use clap::Args;
 
+use crate::backlog::Backlog;
 use crate::config::{Config, parse_bytes};
 
 /// Arguments of `audithound serve`.
@@ -79,9 +82,9 @@ pub struct Settings {
 }
 
 const QUEUE_DEPTH: usize = 4;
-/// Judged works waiting for the persister: at 50k events/s (4 MB reads) about a second of
-/// stalled `fsync` fits without slowing the rules.
-const PERSIST_DEPTH: usize = 16;
+/// Bytes of judged batches that may wait for the persister (Arrow memory). A stalled `fsync` of
+/// 2 s at 50,000 events/s holds about 130 MB; at 10,000 events/s this covers ten times as long.
+const PERSIST_BACKLOG_BYTES: usize = 256 << 20;
 /// Where kubeadm-style control planes write the audit log (`--audit-log-path`).
 const DEFAULT_AUDIT_LOG: &str = "/var/log/kubernetes/audit/audit.log";
 const IDLE_POLL: Duration = Duration::from_millis(200);
@@ -193,6 +196,18 @@ struct Work {
     dead: Vec<String>,
 }
 
+impl Work {
+    /// Memory its batches and dead letters hold, which the persister's backlog counts.
+    fn bytes(&self) -> usize {
+        let batches: usize = self
+            .batches
+            .iter()
+            .map(|(_, b)| b.get_array_memory_size())
+            .sum();
+        batches + self.dead.iter().map(String::len).sum::<usize>()
+    }
+}
+
 /// Runs the pipeline until `stop` is set and everything read has been processed.
 /// `done` (demo mode) is called after every batch with the checkpoint store.
 pub fn run_pipeline(
@@ -271,15 +286,21 @@ pub fn run_pipeline(
         })?;
 
     let checkpoints = Mutex::new(checkpoints);
-    let (persist_tx, persist_rx) = sync_channel::<Work>(PERSIST_DEPTH);
+    let backlog = Backlog::<Work>::new(PERSIST_BACKLOG_BYTES);
     let (result, persisted) = std::thread::scope(|scope| {
         let persister = std::thread::Builder::new()
             .name("persister".into())
             .spawn_scoped(scope, {
                 // The checkpointer's connection moves to the persister; the rest is shared.
-                let (capture, checkpoints, metrics, settings) =
-                    (&capture, &checkpoints, &metrics, &settings);
-                move || persist_loop(persist_rx, capture, checkpoints, &wal, metrics, settings)
+                let (backlog, capture, checkpoints, metrics, settings) =
+                    (&backlog, &capture, &checkpoints, &metrics, &settings);
+                move || {
+                    let persisted =
+                        persist_loop(backlog, capture, checkpoints, &wal, metrics, settings);
+                    // On an error, the judging thread must not wait for room that never comes.
+                    backlog.close();
+                    persisted
+                }
             });
         let persister = match persister {
             Ok(p) => p,
@@ -287,7 +308,7 @@ pub fn run_pipeline(
         };
         let result = process_loop(
             &rx,
-            &persist_tx,
+            &backlog,
             &mut engine,
             &mut findings,
             &checkpoints,
@@ -298,7 +319,7 @@ pub fn run_pipeline(
         );
         stop.store(true, Ordering::SeqCst);
         // What was judged is made durable before the process stops.
-        drop(persist_tx);
+        backlog.close();
         let persisted = persister
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the persister thread panicked")));
@@ -482,7 +503,7 @@ fn lock(checkpoints: &Mutex<CheckpointStore>) -> anyhow::Result<MutexGuard<'_, C
 #[allow(clippy::too_many_arguments)]
 fn process_loop(
     rx: &Receiver<Work>,
-    persist: &SyncSender<Work>,
+    persist: &Backlog<Work>,
     engine: &mut RuleEngine,
     findings: &mut FindingStore,
     checkpoints: &Mutex<CheckpointStore>,
@@ -545,7 +566,12 @@ fn process_loop(
             batches: judged,
             ..work
         };
-        if persist.send(work).is_err() {
+        let bytes = work.bytes();
+        let sent = persist.push(work, bytes);
+        metrics
+            .persist_backlog_bytes
+            .store(persist.held() as u64, Ordering::Relaxed);
+        if sent.is_err() {
             // The persister stopped on an error, which `run_pipeline` reports.
             return Ok(());
         }
@@ -563,7 +589,7 @@ fn process_loop(
 /// instead of one per work, and the persister catches up. It also checkpoints the findings
 /// store's write-ahead log, which the thread storing findings leaves alone for the same reason.
 fn persist_loop(
-    rx: Receiver<Work>,
+    backlog: &Backlog<Work>,
     capture: &CaptureStore,
     checkpoints: &Mutex<CheckpointStore>,
     wal: &WalCheckpointer,
@@ -572,23 +598,40 @@ fn persist_loop(
 ) -> anyhow::Result<()> {
     let mut last_maintenance = Instant::now();
     let mut last_wal_checkpoint = Instant::now();
-    let mut held: Option<Work> = None;
+    let mut held: Option<(Work, usize)> = None;
     loop {
-        let Some(first) = held.take().or_else(|| rx.recv().ok()) else {
+        let Some((first, mut bytes)) = held.take().or_else(|| backlog.pop()) else {
             return Ok(());
         };
         let mut group = vec![first];
         while group.len() < MAX_GROUPED {
-            let Ok(next) = rx.try_recv() else { break };
+            let Some((next, size)) = backlog.try_pop() else {
+                break;
+            };
             let last = &group[group.len() - 1];
             if next.id == last.id && next.start == last.end {
                 group.push(next);
+                bytes += size;
             } else {
-                held = Some(next);
+                held = Some((next, size));
                 break;
             }
         }
+        let started = Instant::now();
         persist_group(group, capture, checkpoints, metrics)?;
+        backlog.release(bytes);
+        let waiting = backlog.held();
+        metrics
+            .persist_backlog_bytes
+            .store(waiting as u64, Ordering::Relaxed);
+        if started.elapsed() > SLOW_PERSIST {
+            tracing::warn!(
+                ms = started.elapsed().as_millis() as u64,
+                backlog_mib = waiting >> 20,
+                "writing the capture store stalled (a busy disk); findings are not delayed, \
+                 judged batches wait in memory"
+            );
+        }
         if last_wal_checkpoint.elapsed() > WAL_CHECKPOINT_EVERY {
             if let Err(e) = wal.checkpoint() {
                 tracing::warn!("checkpointing the findings store failed (retried later): {e}");
@@ -604,6 +647,9 @@ fn persist_loop(
 
 /// How often the persister moves the findings store's write-ahead log into its database file.
 const WAL_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// A capture-store write slower than this is logged: the disk stalled.
+const SLOW_PERSIST: Duration = Duration::from_secs(1);
 
 /// Works the persister writes as one at most (bounds the size of one part).
 const MAX_GROUPED: usize = 8;
@@ -812,7 +858,7 @@ mod tests {
             head: "bb".into(),
         };
         // Queued before the persister runs: a backlog, as after a stalled fsync.
-        let (tx, rx) = sync_channel(PERSIST_DEPTH);
+        let backlog = Backlog::new(PERSIST_BACKLOG_BYTES);
         for w in [
             work(&a, 0, 100),
             work(&a, 100, 200),
@@ -820,13 +866,21 @@ mod tests {
             work(&b, 0, 50),
             work(&a, 300, 400),
         ] {
-            tx.send(w).expect("queued");
+            let bytes = w.bytes();
+            assert!(bytes > 0, "a work's batches are counted");
+            assert!(backlog.push(w, bytes).is_ok(), "queued");
         }
-        drop(tx);
+        backlog.close();
         let findings_path = dir.path().join("findings.db");
         let _store = FindingStore::open(&findings_path).expect("findings store");
         let wal = WalCheckpointer::open(&findings_path).expect("checkpointer");
-        persist_loop(rx, &capture, &checkpoints, &wal, &metrics, &settings).expect("persists");
+        persist_loop(&backlog, &capture, &checkpoints, &wal, &metrics, &settings)
+            .expect("persists");
+        assert_eq!(
+            backlog.held(),
+            0,
+            "every persisted work's bytes are released"
+        );
 
         let (sa, sb) = (a.short(), b.short());
         assert_eq!(

@@ -29,6 +29,9 @@ pub struct Metrics {
     pub bytes: AtomicU64,
     /// Rule evaluations that failed.
     pub rule_errors: AtomicU64,
+    /// Memory of judged batches waiting to be written to the capture store: grows while the
+    /// disk stalls, and reading slows down when it reaches its bound.
+    pub persist_backlog_bytes: AtomicU64,
     /// Whether the pipeline has started and not stopped.
     pub running: AtomicBool,
 }
@@ -64,6 +67,10 @@ impl Metrics {
                 "rule_errors_total",
                 "Rule evaluations that failed.",
                 &self.rule_errors,
+            ),
+            format!(
+                "# HELP audithound_persist_backlog_bytes Judged batches waiting for the capture store.\n# TYPE audithound_persist_backlog_bytes gauge\naudithound_persist_backlog_bytes {}\n",
+                self.persist_backlog_bytes.load(Ordering::Relaxed)
             ),
         ]
         .concat()
@@ -117,6 +124,7 @@ mod tests {
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
         m.running.store(true, Ordering::Relaxed);
         m.events.fetch_add(42, Ordering::Relaxed);
+        m.persist_backlog_bytes.store(4096, Ordering::Relaxed);
         let res = app
             .clone()
             .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
@@ -130,6 +138,9 @@ mod tests {
         let body = axum::body::to_bytes(res.into_body(), 1 << 16)
             .await
             .unwrap();
-        assert!(String::from_utf8_lossy(&body).contains("audithound_events_total 42"));
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("audithound_events_total 42"));
+        assert!(text.contains("# TYPE audithound_persist_backlog_bytes gauge"));
+        assert!(text.contains("audithound_persist_backlog_bytes 4096"));
     }
 }
