@@ -11,11 +11,15 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use audithound_models::audit_schema;
 
-use super::row::AuditRow;
+use super::row::{AuditRow, ObjectFacts};
 
 /// Column builders for the `audit` table; `append` one row at a time, `finish` into a batch.
 pub struct AuditBatchBuilder {
     len: usize,
+    /// Rows since the last row with object facts: their facts columns are null, appended in
+    /// one step when the next row with facts comes or the batch finishes (most events are
+    /// reads, which carry no object, and thirty null appends per row added up).
+    facts_absent: usize,
     cluster: StringBuilder,
     ts: TimestampMicrosecondBuilder,
     request_received_ts: TimestampMicrosecondBuilder,
@@ -137,6 +141,7 @@ impl AuditBatchBuilder {
     pub fn new() -> Self {
         AuditBatchBuilder {
             len: 0,
+            facts_absent: 0,
             cluster: StringBuilder::new(),
             ts: TimestampMicrosecondBuilder::new(),
             request_received_ts: TimestampMicrosecondBuilder::new(),
@@ -253,7 +258,55 @@ impl AuditBatchBuilder {
             &row.pod_security_violations,
         );
         text(&mut self.annotations, &row.annotations);
-        let f = &row.facts;
+        owned(&mut self.exec_command, &row.exec_command);
+        match &row.facts {
+            None => self.facts_absent += 1,
+            Some(f) => self.append_facts(f),
+        }
+        owned(&mut self.unknown_fields, &row.unknown_fields);
+        text(&mut self.request_object, &row.request_object);
+        text(&mut self.response_object, &row.response_object);
+    }
+
+    /// Appends the null facts of the rows that had none, so that every column has every row.
+    fn fill_absent_facts(&mut self) {
+        let n = std::mem::take(&mut self.facts_absent);
+        if n == 0 {
+            return;
+        }
+        self.object_kind.append_nulls(n);
+        self.privileged.append_nulls(n);
+        self.host_pid.append_nulls(n);
+        self.host_network.append_nulls(n);
+        self.host_ipc.append_nulls(n);
+        self.host_paths.append_nulls(n);
+        self.capabilities_added.append_nulls(n);
+        self.images.append_nulls(n);
+        self.run_as_root.append_nulls(n);
+        self.allow_privilege_escalation.append_nulls(n);
+        self.read_only_root_fs.append_nulls(n);
+        self.seccomp_unconfined.append_nulls(n);
+        self.apparmor_unconfined.append_nulls(n);
+        self.service_account.append_nulls(n);
+        self.automount_token.append_nulls(n);
+        self.runtime_class.append_nulls(n);
+        self.rule_verbs.append_nulls(n);
+        self.rule_resources.append_nulls(n);
+        self.rule_api_groups.append_nulls(n);
+        self.rule_grants.append_nulls(n);
+        self.role_ref_kind.append_nulls(n);
+        self.role_ref_name.append_nulls(n);
+        self.subjects.append_nulls(n);
+        self.webhook_targets.append_nulls(n);
+        self.service_type.append_nulls(n);
+        self.secret_type.append_nulls(n);
+        self.token_expiration_seconds.append_nulls(n);
+        self.labels.append_nulls(n);
+    }
+
+    /// Appends one row's object facts, after the null facts of the rows before it.
+    fn append_facts(&mut self, f: &ObjectFacts) {
+        self.fill_absent_facts();
         owned(&mut self.object_kind, &f.object_kind);
         self.privileged.append_option(f.privileged);
         self.host_pid.append_option(f.host_pid);
@@ -275,7 +328,6 @@ impl AuditBatchBuilder {
         owned(&mut self.service_account, &f.service_account);
         self.automount_token.append_option(f.automount_token);
         owned(&mut self.runtime_class, &f.runtime_class);
-        owned(&mut self.exec_command, &row.exec_command);
         append_list(&mut self.rule_verbs, f.rule_verbs.as_deref());
         append_list(&mut self.rule_resources, f.rule_resources.as_deref());
         append_list(&mut self.rule_api_groups, f.rule_api_groups.as_deref());
@@ -289,14 +341,12 @@ impl AuditBatchBuilder {
         self.token_expiration_seconds
             .append_option(f.token_expiration_seconds);
         owned(&mut self.labels, &f.labels);
-        owned(&mut self.unknown_fields, &row.unknown_fields);
-        text(&mut self.request_object, &row.request_object);
-        text(&mut self.response_object, &row.response_object);
     }
 
     /// Turns the rows appended so far into a batch and empties the builder.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
         self.len = 0;
+        self.fill_absent_facts();
         let columns: Vec<ArrayRef> = vec![
             finish_text(&mut self.cluster),
             Arc::new(self.ts.finish().with_timezone("UTC")),
@@ -389,5 +439,51 @@ mod tests {
         assert_eq!(ip.value(0), "10.0.0.1");
         assert!(ip.is_null(1));
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn facts_land_on_their_rows_between_rows_without_facts() {
+        let mut b = AuditBatchBuilder::new();
+        let with_facts = AuditRow {
+            facts: Some(ObjectFacts {
+                privileged: Some(true),
+                images: Some(vec!["nginx:1.25".into()]),
+                role_ref_name: Some("cluster-admin".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        for row in [
+            &AuditRow::default(),
+            &AuditRow::default(),
+            &with_facts,
+            &AuditRow::default(),
+        ] {
+            b.append(row);
+        }
+        let batch = b.finish().expect("every column has every row");
+        assert_eq!(batch.num_rows(), 4);
+        let privileged = batch
+            .column_by_name("privileged")
+            .unwrap()
+            .as_boolean()
+            .iter()
+            .collect::<Vec<_>>();
+        assert_eq!(privileged, vec![None, None, Some(true), None]);
+        let role = batch
+            .column_by_name("role_ref_name")
+            .unwrap()
+            .as_string::<i32>();
+        assert_eq!(
+            role.iter().collect::<Vec<_>>(),
+            vec![None, None, Some("cluster-admin"), None]
+        );
+        let images = batch.column_by_name("images").unwrap().as_list::<i32>();
+        assert!(images.is_null(0) && images.is_null(3));
+        assert_eq!(images.value(2).as_string::<i32>().value(0), "nginx:1.25");
+        // A batch of rows without facts alone, after one that had them.
+        b.append(&AuditRow::default());
+        let batch = b.finish().expect("every column has every row");
+        assert!(batch.column_by_name("labels").unwrap().is_null(0));
     }
 }

@@ -688,7 +688,7 @@ fn fill_objects<'a>(
             request.or(response)
         };
         if let Some(obj) = source {
-            row.facts = facts::extract(resource, subresource, obj);
+            row.facts = Some(facts::extract(resource, subresource, obj));
         }
     }
     if redact::needs_redaction(resource, subresource) {

@@ -39,7 +39,8 @@ pub struct AuditRow<'a> {
     pub unknown_fields: Option<String>,
     pub request_object: Option<Cow<'a, str>>,
     pub response_object: Option<Cow<'a, str>>,
-    pub facts: ObjectFacts,
+    /// Facts of the object, for the resources that have them (pods, workloads, RBAC, ...).
+    pub facts: Option<ObjectFacts>,
 }
 
 /// Facts extracted from the request (or response) object, owned because they are assembled
