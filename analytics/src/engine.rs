@@ -37,7 +37,9 @@ use crate::dedup::{Deduplicator, RuleIdentity};
 use crate::error::{EngineError, RuleError};
 use crate::matches::{Match, TIME_COLUMNS, rows_to_matches};
 use crate::params;
-use crate::prescreen::{self, BatchKeys, Prescreen, ScreenedColumns, Selection};
+use crate::prescreen::{
+    self, BatchKeys, NullColumns, Prescreen, ScreenedColumns, Selection, SharedScreens,
+};
 use crate::rules::{LoadedRule, RulePack};
 use crate::udf;
 
@@ -145,6 +147,8 @@ pub struct RuleEngine {
     shared: SessionContext,
     /// The pre-screened columns of each table.
     screened: BTreeMap<TableKind, ScreenedColumns>,
+    /// Null columns for the columns that a rule does not read.
+    nulls: NullColumns,
     rules: Vec<CompiledRule>,
     dedup: Deduplicator,
     watermark: Option<DateTime<Utc>>,
@@ -207,6 +211,10 @@ impl RuleEngine {
                 Err(e) => errors.push(e),
             }
         }
+        let mut shared = SharedScreens::default();
+        for screen in engine.rules.iter_mut().filter_map(|r| r.prescreen.as_mut()) {
+            screen.share(&mut shared);
+        }
         Ok((engine, errors))
     }
 
@@ -255,6 +263,7 @@ impl RuleEngine {
                 .iter()
                 .map(|k| (*k, ScreenedColumns::of(*k)))
                 .collect(),
+            nulls: NullColumns::default(),
             rules: Vec::new(),
             dedup: Deduplicator::new(),
             watermark: None,
@@ -521,7 +530,7 @@ impl RuleEngine {
                     Selection::All => batch.clone(),
                     // A mask of the batch's own length always filters; if not, the rule sees all.
                     Selection::Rows(mask) => screen
-                        .narrow(batch, &mask)
+                        .narrow(batch, &mask, &mut self.nulls)
                         .unwrap_or_else(|_| batch.clone()),
                 },
                 _ => batch.clone(),
@@ -602,10 +611,13 @@ impl RuleEngine {
                         .downcast_ref::<BooleanArray>()
                         .cloned()
                         .unwrap_or_else(|| BooleanArray::from(vec![false; batch.num_rows()]));
-                    prescreen::filter_columns(batch, &mask, w.reads.as_deref()).map_err(err)?
+                    prescreen::filter_columns(batch, &mask, w.reads.as_deref(), &mut self.nulls)
+                        .map_err(err)?
                 }
                 None => match &w.reads {
-                    Some(reads) => prescreen::null_unread(batch, reads).map_err(err)?,
+                    Some(reads) => {
+                        prescreen::null_unread(batch, reads, &mut self.nulls).map_err(err)?
+                    }
                     None => batch.clone(),
                 },
             };

@@ -17,13 +17,15 @@
 //! Such a conjunct is a function of the combination (or of the value), so a row it rejects is one
 //! the rule's own filter rejects.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use audithound_models::TableKind;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array, new_null_array,
 };
+use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::{FilterBuilder, filter_record_batch, take};
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
@@ -158,7 +160,7 @@ impl Groups {
 
     /// Which distinct rows `expr` (over their schema) holds true for; `None` if it cannot be
     /// evaluated.
-    fn passing(&self, expr: &Arc<dyn PhysicalExpr>) -> Option<Vec<bool>> {
+    fn passing(&self, expr: &Arc<dyn PhysicalExpr>) -> Option<Rc<[bool]>> {
         let n = self.distinct.num_rows();
         let pass = expr
             .evaluate(&self.distinct)
@@ -169,6 +171,9 @@ impl Groups {
     }
 }
 
+/// Which groups a condition holds true for; `None` when it could not be evaluated.
+type Verdict = Option<Rc<[bool]>>;
+
 /// One batch grouped for screening: its distinct key combinations, and (built when a screen
 /// first asks) the distinct values of each value column.
 pub struct BatchKeys<'a> {
@@ -176,6 +181,10 @@ pub struct BatchKeys<'a> {
     combinations: Groups,
     /// Each value column, with its distinct values once asked for.
     values: Vec<(usize, OnceCell<Option<Groups>>)>,
+    /// Verdicts of the conditions judged so far, by which groups they judged (`None` for the
+    /// combinations, else the value column) and by condition (the address of a condition that
+    /// [`SharedScreens`] made one for all the rules that have it).
+    verdicts: RefCell<HashMap<(Option<usize>, usize), Verdict>>,
 }
 
 impl<'a> BatchKeys<'a> {
@@ -192,7 +201,28 @@ impl<'a> BatchKeys<'a> {
                 .iter()
                 .map(|c| (*c, OnceCell::new()))
                 .collect(),
+            verdicts: RefCell::default(),
         })
+    }
+
+    /// Which of the groups (`None`: the combinations; else the `k`th value column's values)
+    /// `expr` holds true for, judged once per batch for every rule that shares the condition.
+    fn verdict(&self, k: Option<usize>, expr: &Arc<dyn PhysicalExpr>) -> Verdict {
+        let id = (k, Arc::as_ptr(expr) as *const () as usize);
+        if let Some(known) = self.verdicts.borrow().get(&id) {
+            return known.clone();
+        }
+        let pass = self.groups(k).and_then(|g| g.passing(expr));
+        self.verdicts.borrow_mut().insert(id, pass.clone());
+        pass
+    }
+
+    /// The groups that `k` names (see [`BatchKeys::verdict`]).
+    fn groups(&self, k: Option<usize>) -> Option<&Groups> {
+        match k {
+            None => Some(&self.combinations),
+            Some(k) => self.values(k),
+        }
     }
 
     /// How many distinct key combinations the batch holds.
@@ -211,6 +241,21 @@ impl<'a> BatchKeys<'a> {
         groups
             .get_or_init(|| Groups::new(self.batch, &[*column]).ok())
             .as_ref()
+    }
+}
+
+/// The distinct screen conditions of the rules compiled so far (see [`Prescreen::share`]).
+#[derive(Default)]
+pub struct SharedScreens {
+    seen: Vec<Arc<dyn PhysicalExpr>>,
+}
+
+impl SharedScreens {
+    fn share(&mut self, expr: &mut Arc<dyn PhysicalExpr>) {
+        match self.seen.iter().find(|s| s.as_ref() == expr.as_ref()) {
+            Some(same) => *expr = Arc::clone(same),
+            None => self.seen.push(Arc::clone(expr)),
+        }
     }
 }
 
@@ -284,26 +329,23 @@ impl Prescreen {
         &self,
         batch: &RecordBatch,
         mask: &BooleanArray,
+        nulls: &mut NullColumns,
     ) -> Result<RecordBatch, ArrowError> {
-        filter_columns(batch, mask, self.reads.as_deref())
+        filter_columns(batch, mask, self.reads.as_deref(), nulls)
     }
 
     /// The rows of the batch (grouped as `keys`) that the rule needs to see. A condition that
     /// fails to evaluate passes every row: the rule's own filter still decides.
     pub fn select(&self, keys: &BatchKeys) -> Selection {
         // Each screen: which group every row is in, and which groups pass.
-        let mut screens: Vec<(&[u32], Vec<bool>)> = Vec::new();
+        let mut screens: Vec<(&[u32], Rc<[bool]>)> = Vec::new();
         let judged = self
             .keys
             .iter()
-            .map(|expr| (&keys.combinations, expr))
-            .chain(
-                self.values
-                    .iter()
-                    .filter_map(|(k, expr)| Some((keys.values(*k)?, expr))),
-            );
-        for (groups, expr) in judged {
-            let Some(pass) = groups.passing(expr) else {
+            .map(|expr| (None, expr))
+            .chain(self.values.iter().map(|(k, expr)| (Some(*k), expr)));
+        for (k, expr) in judged {
+            let (Some(groups), Some(pass)) = (keys.groups(k), keys.verdict(k, expr)) else {
                 continue;
             };
             if !pass.contains(&true) {
@@ -317,17 +359,27 @@ impl Prescreen {
             return Selection::All;
         }
         let rows = keys.batch.num_rows();
-        let mask: Vec<bool> = (0..rows)
-            .map(|r| {
-                screens
-                    .iter()
-                    .all(|(row_group, pass)| pass[row_group[r] as usize])
-            })
-            .collect();
-        match mask.iter().filter(|p| **p).count() {
+        let mask = BooleanBuffer::collect_bool(rows, |r| {
+            screens
+                .iter()
+                .all(|(row_group, pass)| pass[row_group[r] as usize])
+        });
+        match mask.count_set_bits() {
             0 => Selection::Nothing,
             n if n == rows => Selection::All,
-            _ => Selection::Rows(BooleanArray::from(mask)),
+            _ => Selection::Rows(BooleanArray::new(mask, None)),
+        }
+    }
+
+    /// Makes this rule's conditions the very ones of earlier rules where they are equal, so
+    /// that a batch judges each distinct condition once (many rules share one, such as
+    /// `NOT is_system_principal(user_name)`).
+    pub fn share(&mut self, shared: &mut SharedScreens) {
+        if let Some(expr) = &mut self.keys {
+            shared.share(expr);
+        }
+        for (_, expr) in &mut self.values {
+            shared.share(expr);
         }
     }
 }
@@ -359,6 +411,28 @@ pub fn columns_read(plan: &LogicalPlan, table: &str) -> Option<Vec<usize>> {
     })
 }
 
+/// All-null columns of any type and length, cut from one array per type: the columns a rule
+/// does not read are filled with these, and building fresh ones for every rule and batch (fifty
+/// columns each) cost as much as running the rules.
+#[derive(Default)]
+pub struct NullColumns {
+    by_type: HashMap<DataType, ArrayRef>,
+}
+
+impl NullColumns {
+    /// A null array of `data_type` with `rows` rows.
+    pub fn get(&mut self, data_type: &DataType, rows: usize) -> ArrayRef {
+        match self.by_type.get(data_type) {
+            Some(nulls) if nulls.len() >= rows => nulls.slice(0, rows),
+            _ => {
+                let nulls = new_null_array(data_type, rows);
+                self.by_type.insert(data_type.clone(), Arc::clone(&nulls));
+                nulls
+            }
+        }
+    }
+}
+
 /// The rows of `batch` where `mask` is true, with the columns outside `reads` (when given) left
 /// null: copying raw request objects that a rule never looks at would be most of its cost.
 /// Columns that may not be null are always kept.
@@ -366,23 +440,29 @@ pub fn filter_columns(
     batch: &RecordBatch,
     mask: &BooleanArray,
     reads: Option<&[usize]>,
+    nulls: &mut NullColumns,
 ) -> Result<RecordBatch, ArrowError> {
     let Some(reads) = reads else {
         return filter_record_batch(batch, mask);
     };
     let filter = FilterBuilder::new(mask).optimize().build();
-    keep_columns(batch, reads, filter.count(), |c| filter.filter(c))
+    keep_columns(batch, reads, filter.count(), nulls, |c| filter.filter(c))
 }
 
 /// Every row of `batch`, with the columns outside `reads` left null (no copy of the others).
-pub fn null_unread(batch: &RecordBatch, reads: &[usize]) -> Result<RecordBatch, ArrowError> {
-    keep_columns(batch, reads, batch.num_rows(), |c| Ok(Arc::clone(c)))
+pub fn null_unread(
+    batch: &RecordBatch,
+    reads: &[usize],
+    nulls: &mut NullColumns,
+) -> Result<RecordBatch, ArrowError> {
+    keep_columns(batch, reads, batch.num_rows(), nulls, |c| Ok(Arc::clone(c)))
 }
 
 fn keep_columns(
     batch: &RecordBatch,
     reads: &[usize],
     rows: usize,
+    nulls: &mut NullColumns,
     keep: impl Fn(&ArrayRef) -> Result<ArrayRef, ArrowError>,
 ) -> Result<RecordBatch, ArrowError> {
     let schema = batch.schema();
@@ -395,7 +475,7 @@ fn keep_columns(
             if reads.contains(&i) || !field.is_nullable() {
                 keep(column)
             } else {
-                Ok(new_null_array(field.data_type(), rows))
+                Ok(nulls.get(field.data_type(), rows))
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -610,6 +690,7 @@ mod tests {
             .narrow(
                 &b,
                 &BooleanArray::from(vec![false, true, false, false, true]),
+                &mut NullColumns::default(),
             )
             .expect("narrows");
         assert_eq!(narrowed.num_rows(), 2);
@@ -629,6 +710,7 @@ mod tests {
         let whole = null_unread(
             &b,
             &columns_read(&plan("SELECT ts, verb FROM audit"), "audit").expect("a projection"),
+            &mut NullColumns::default(),
         )
         .expect("nulls");
         assert_eq!(whole.num_rows(), 5);
@@ -648,6 +730,59 @@ mod tests {
         assert!(matches!(none.select(&keys), Selection::Nothing));
         let all = screen("SELECT ts FROM audit WHERE response_code > 0");
         assert!(matches!(all.select(&keys), Selection::All));
+    }
+
+    #[test]
+    fn rules_with_equal_conditions_share_them_and_select_as_before() {
+        let b = batch(&[
+            ("create", "pods", 201, "system:kube-scheduler"),
+            ("create", "pods", 201, "alice"),
+            ("get", "pods", 200, "bob"),
+        ]);
+        let keys = BatchKeys::new(&b, &ScreenedColumns::of(TableKind::Audit)).expect("keys");
+        let mut first = screen(
+            "SELECT ts FROM audit WHERE verb = 'create' AND NOT is_system_principal(user_name)",
+        );
+        let mut second = screen(
+            "SELECT name FROM audit WHERE verb = 'get' AND NOT is_system_principal(user_name)",
+        );
+        let mut shared = SharedScreens::default();
+        first.share(&mut shared);
+        second.share(&mut shared);
+        assert!(
+            Arc::ptr_eq(&first.values[0].1, &second.values[0].1),
+            "the user-name condition is one for both rules"
+        );
+        let (Some(a), Some(b)) = (&first.keys, &second.keys) else {
+            panic!("both rules have key conditions");
+        };
+        assert!(!Arc::ptr_eq(a, b), "different verb conditions stay apart");
+        // The shared verdict, judged once for the batch, serves both rules.
+        assert_eq!(rows(first.select(&keys)), vec![false, true, false]);
+        assert_eq!(rows(second.select(&keys)), vec![false, false, true]);
+    }
+
+    #[test]
+    fn null_columns_are_cut_to_any_length_from_one_array_per_type() {
+        let mut nulls = NullColumns::default();
+        let list = DataType::List(Arc::new(datafusion::arrow::datatypes::Field::new(
+            "item",
+            DataType::Utf8,
+            true,
+        )));
+        for (data_type, rows) in [
+            (DataType::Utf8, 5),
+            (DataType::Utf8, 3),
+            (DataType::Utf8, 9),
+            (list.clone(), 4),
+            (list, 2),
+            (DataType::Boolean, 0),
+        ] {
+            let column = nulls.get(&data_type, rows);
+            assert_eq!(column.data_type(), &data_type);
+            assert_eq!(column.len(), rows);
+            assert_eq!(column.null_count(), rows, "every row is null");
+        }
     }
 
     #[test]
