@@ -60,17 +60,7 @@ const PROGRESS_MIN_BYTES: u64 = 32 << 20;
 pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let config = Config::load(args.config.as_deref())?;
-    let catalog = Catalog::embedded();
     let dirs = crate::rule_dirs(&args.rules, &config);
-    let (pack, errors) = RulePack::load(&dirs, &catalog);
-    if !errors.is_empty() {
-        return Err(rule_errors(
-            errors.iter().map(ToString::to_string).collect(),
-        ));
-    }
-    for w in pack.warnings() {
-        eprintln!("audithound: rule warning: {w}");
-    }
     let inputs = expand_paths(&args.paths)?;
     let total_bytes: u64 = inputs.iter().filter_map(|i| i.size_hint()).sum();
     let progress = progress_bar(total_bytes);
@@ -106,12 +96,11 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
             p.set_position(bytes);
         }
     };
-    // The rules compile on their own thread while the first batches decode: planning the
-    // whole pack takes about as long as decoding 30 MB.
+    // The rules load and compile on their own thread while the first batches decode: reading
+    // and planning the whole pack takes about as long as decoding 30 MB.
     let mut compiling = Some(std::thread::spawn({
-        let pack = pack.clone();
         let rules = config.rules.clone();
-        move || RuleEngine::new(&pack, &rules)
+        move || load_rules(&dirs, &rules)
     }));
     let mut engine: Option<RuleEngine> = None;
     let stats = read_audit_inputs(
@@ -242,26 +231,58 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The rule engine being compiled on its own thread, with the rules that did not compile.
-type Compiling = std::thread::JoinHandle<Result<(RuleEngine, Vec<RuleError>), EngineError>>;
+/// The outcome of loading and compiling the rules.
+enum LoadedRules {
+    /// Every rule compiled; the pack's warnings to show.
+    Ready(Box<RuleEngine>, Vec<String>),
+    /// Rules that could not be read, parsed or compiled.
+    Refused(Vec<RuleError>),
+}
 
-/// The rule engine, once its compilation (started on another thread) has finished; an error
-/// naming every rule that did not compile.
+/// The rule engine being loaded and compiled on its own thread.
+type Compiling = std::thread::JoinHandle<Result<LoadedRules, EngineError>>;
+
+/// Reads the built-in pack and the rule directories, and compiles every enabled rule.
+fn load_rules(
+    dirs: &[PathBuf],
+    config: &audithound_analytics::RuleConfig,
+) -> Result<LoadedRules, EngineError> {
+    let (pack, errors) = RulePack::load(dirs, &Catalog::embedded());
+    if !errors.is_empty() {
+        return Ok(LoadedRules::Refused(errors));
+    }
+    let (engine, errors) = RuleEngine::new(&pack, config)?;
+    if !errors.is_empty() {
+        return Ok(LoadedRules::Refused(errors));
+    }
+    let warnings = pack.warnings().map(ToString::to_string).collect();
+    Ok(LoadedRules::Ready(Box::new(engine), warnings))
+}
+
+/// The rule engine, once its loading (started on another thread) has finished; an error
+/// naming every rule that could not be loaded.
 fn ready<'a>(
     compiling: &mut Option<Compiling>,
     engine: &'a mut Option<RuleEngine>,
 ) -> anyhow::Result<&'a mut RuleEngine> {
     if let Some(handle) = compiling.take() {
-        let (compiled, errors) = handle
+        let loaded = handle
             .join()
             .map_err(|_| anyhow::anyhow!("the rule compiler crashed"))?
             .context("starting the rule engine")?;
-        if !errors.is_empty() {
-            return Err(rule_errors(
-                errors.iter().map(ToString::to_string).collect(),
-            ));
+        match loaded {
+            LoadedRules::Refused(errors) => {
+                return Err(rule_errors(
+                    errors.iter().map(ToString::to_string).collect(),
+                ));
+            }
+            LoadedRules::Ready(compiled, warnings) => {
+                for w in warnings {
+                    eprintln!("audithound: rule warning: {w}");
+                }
+                *engine = Some(*compiled);
+            }
         }
-        *engine = Some(compiled);
     }
     engine
         .as_mut()
