@@ -40,6 +40,7 @@ use crate::params;
 use crate::prescreen::{
     self, BatchKeys, NullColumns, Prescreen, ScreenedColumns, Selection, SharedScreens,
 };
+use crate::regex_match::precompile_regex_matches;
 use crate::rules::{LoadedRule, RulePack};
 use crate::udf;
 
@@ -360,7 +361,7 @@ impl RuleEngine {
             .runtime
             .block_on(async {
                 let df = ctx.sql_with_options(&sql, options).await?;
-                let logical = df.into_optimized_plan()?;
+                let logical = precompile_regex_matches(df.into_optimized_plan()?)?;
                 // Planning from the optimized plan: optimizing twice was half of start-up.
                 let state = ctx.state();
                 let plan = state
