@@ -247,6 +247,7 @@ fn load_rules(
     dirs: &[PathBuf],
     config: &audithound_analytics::RuleConfig,
 ) -> Result<LoadedRules, EngineError> {
+    let started = Instant::now();
     let (pack, errors) = RulePack::load(dirs, &Catalog::embedded());
     if !errors.is_empty() {
         return Ok(LoadedRules::Refused(errors));
@@ -256,6 +257,11 @@ fn load_rules(
         return Ok(LoadedRules::Refused(errors));
     }
     let warnings = pack.warnings().map(ToString::to_string).collect();
+    tracing::debug!(
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        rules = engine.rule_count(),
+        "rules loaded and compiled"
+    );
     Ok(LoadedRules::Ready(Box::new(engine), warnings))
 }
 
@@ -266,10 +272,15 @@ fn ready<'a>(
     engine: &'a mut Option<RuleEngine>,
 ) -> anyhow::Result<&'a mut RuleEngine> {
     if let Some(handle) = compiling.take() {
+        let waiting = Instant::now();
         let loaded = handle
             .join()
             .map_err(|_| anyhow::anyhow!("the rule compiler crashed"))?
             .context("starting the rule engine")?;
+        tracing::debug!(
+            ms = waiting.elapsed().as_secs_f64() * 1e3,
+            "the first batch waited for the rules"
+        );
         match loaded {
             LoadedRules::Refused(errors) => {
                 return Err(rule_errors(
