@@ -296,10 +296,13 @@ impl Prescreen {
         }
         let filter = scan_filter(plan, scanned)?;
         let full = table.schema();
+        // One copy of the session's state for all of the rule's screens (taking it copies the
+        // registry of functions).
+        let state = ctx.state();
         let physical = |predicate: Expr, over: &[usize]| {
             let schema = key_schema(&full, over);
             let df_schema = DFSchema::try_from_qualified_schema(scanned, &schema).ok()?;
-            ctx.state().create_physical_expr(predicate, &df_schema).ok()
+            state.create_physical_expr(predicate, &df_schema).ok()
         };
         let keys = conjuncts_on(filter, &column_names(&full, &columns.keys), true)
             .and_then(|p| physical(p, &columns.keys));
