@@ -248,7 +248,7 @@ fn load_rules(
     config: &audithound_analytics::RuleConfig,
 ) -> Result<LoadedRules, EngineError> {
     let started = Instant::now();
-    let (pack, errors) = RulePack::load(dirs, &Catalog::embedded());
+    let (pack, errors) = RulePack::load_to_run(dirs, &Catalog::embedded());
     if !errors.is_empty() {
         return Ok(LoadedRules::Refused(errors));
     }

@@ -231,7 +231,7 @@ pub fn run_pipeline(
     let wal = WalCheckpointer::open(&findings_path).context("opening the findings store")?;
 
     let catalog = Catalog::embedded();
-    let (pack, errors) = RulePack::load(&settings.rule_dirs, &catalog);
+    let (pack, errors) = RulePack::load_to_run(&settings.rule_dirs, &catalog);
     for e in &errors {
         tracing::error!("rule refused: {e}");
     }

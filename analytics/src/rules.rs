@@ -117,6 +117,24 @@ fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 ///
 /// Sigma rules (recognised by their `logsource` and `detection` keys) are translated first.
 pub fn parse_rule(source: &RuleSource, catalog: &Catalog) -> Result<LoadedRule, RuleError> {
+    parse_rule_with(source, catalog, true)
+}
+
+/// Parses a rule; without `tests` its test cases are not read (running a rule needs none of
+/// them, and they are most of the built-in pack's text). If the text without them does not
+/// parse, the whole text is parsed, so that any error is the one the full file gives.
+fn parse_rule_with(
+    source: &RuleSource,
+    catalog: &Catalog,
+    tests: bool,
+) -> Result<LoadedRule, RuleError> {
+    if !tests
+        && !crate::sigma::is_sigma(&source.text)
+        && let Some(text) = without_tests(&source.text)
+        && let Ok(spec) = serde_yaml_ng::from_str::<RuleSpec>(&text)
+    {
+        return check_spec(spec, source, catalog);
+    }
     if crate::sigma::is_sigma(&source.text) {
         let translated = crate::sigma::translate(&source.origin, &source.text, catalog)?;
         let mut rule = check_spec(translated.spec, source, catalog)?;
@@ -210,6 +228,39 @@ fn check_spec(
     })
 }
 
+/// The rule text with the lines of its top-level `tests:` block blanked (so that every other
+/// line keeps its number), or `None` when it has no such block. The block ends at the next line
+/// that starts a top-level key.
+fn without_tests(text: &str) -> Option<String> {
+    let starts_key = |line: &str| {
+        let name_end = line
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .unwrap_or(line.len());
+        name_end > 0
+            && line.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && line[name_end..]
+                .trim_start_matches([' ', '\t'])
+                .starts_with(':')
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut in_tests = false;
+    let mut found = false;
+    for line in text.split_inclusive('\n') {
+        if starts_key(line) {
+            in_tests = line.starts_with("tests:");
+            found |= in_tests;
+        }
+        if in_tests {
+            if line.ends_with('\n') {
+                out.push('\n');
+            }
+        } else {
+            out.push_str(line);
+        }
+    }
+    found.then_some(out)
+}
+
 /// Line (1-based) of a top-level key in a YAML text, or 1.
 fn key_line(text: &str, key: &str) -> usize {
     let prefix = format!("{key}:");
@@ -228,11 +279,19 @@ impl RulePack {
     /// Parses every source; later sources replace earlier rules with the same id. Rules that
     /// fail are returned as errors and left out.
     pub fn assemble(sources: &[RuleSource], catalog: &Catalog) -> (RulePack, Vec<RuleError>) {
+        RulePack::assemble_with(sources, catalog, true)
+    }
+
+    fn assemble_with(
+        sources: &[RuleSource],
+        catalog: &Catalog,
+        tests: bool,
+    ) -> (RulePack, Vec<RuleError>) {
         let mut pack = RulePack::default();
         let mut errors = Vec::new();
         let mut origins: BTreeMap<String, String> = BTreeMap::new();
         for source in sources {
-            match parse_rule(source, catalog) {
+            match parse_rule_with(source, catalog, tests) {
                 Ok(rule) => {
                     let id = rule.spec.id.clone();
                     if let Some(prev) = origins.get(&id) {
@@ -257,8 +316,18 @@ impl RulePack {
         (pack, errors)
     }
 
-    /// The built-in pack plus the rules under `dirs`.
+    /// The built-in pack plus the rules under `dirs`, with their test cases.
     pub fn load(dirs: &[PathBuf], catalog: &Catalog) -> (RulePack, Vec<RuleError>) {
+        RulePack::load_with(dirs, catalog, true)
+    }
+
+    /// The built-in pack plus the rules under `dirs`, to run them: their test cases are not
+    /// read (`rules validate` and `rules test` read them).
+    pub fn load_to_run(dirs: &[PathBuf], catalog: &Catalog) -> (RulePack, Vec<RuleError>) {
+        RulePack::load_with(dirs, catalog, false)
+    }
+
+    fn load_with(dirs: &[PathBuf], catalog: &Catalog, tests: bool) -> (RulePack, Vec<RuleError>) {
         let mut sources = builtin_sources();
         let mut errors = Vec::new();
         for dir in dirs {
@@ -267,7 +336,7 @@ impl RulePack {
                 Err(e) => errors.push(e),
             }
         }
-        let (pack, mut more) = RulePack::assemble(&sources, catalog);
+        let (pack, mut more) = RulePack::assemble_with(&sources, catalog, tests);
         errors.append(&mut more);
         (pack, errors)
     }
@@ -348,6 +417,47 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("urgent"), "{err}");
+    }
+
+    #[test]
+    fn rules_loaded_to_run_are_the_same_rules_without_their_tests() {
+        let catalog = Catalog::embedded();
+        let sources = builtin_sources();
+        let (full, errors) = RulePack::assemble(&sources, &catalog);
+        assert!(errors.is_empty(), "{errors:?}");
+        let (to_run, errors) = RulePack::assemble_with(&sources, &catalog, false);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(full.rules.len(), to_run.rules.len());
+        for (id, rule) in &full.rules {
+            let run = &to_run.rules[id];
+            assert!(run.spec.tests.is_empty(), "{id}: tests were read");
+            let mut spec = rule.spec.clone();
+            spec.tests.clear();
+            assert_eq!(spec, run.spec, "{id}");
+            assert_eq!(rule.sql_line, run.sql_line, "{id}");
+        }
+    }
+
+    #[test]
+    fn the_tests_block_is_blanked_wherever_it_stands() {
+        let text = "id: r\ntests:\n- name: a\n  events: [{verb: get}]\nsql: |\n  SELECT ts\n  FROM audit\n";
+        let cut = without_tests(text).expect("has tests");
+        assert_eq!(cut, "id: r\n\n\n\nsql: |\n  SELECT ts\n  FROM audit\n");
+        assert_eq!(
+            cut.lines().count(),
+            text.lines().count(),
+            "line numbers are kept"
+        );
+        assert_eq!(without_tests("id: r\nsql: x\n"), None);
+        // A key named like the block inside another value is not the block.
+        assert_eq!(without_tests("id: r\nparams:\n  tests: [a]\n"), None);
+        // Text that only parses whole is parsed whole, with the error it gives.
+        let flow = source(
+            "id: r\ntitle: t\nseverity: high\ntechniques: [T1609]\ntests: [\n{name: a, match: true,\nevents: []}]\nsql: SELECT ts FROM audit\n",
+        );
+        let whole = parse_rule_with(&flow, &Catalog::embedded(), true).map(|r| r.spec.id);
+        let to_run = parse_rule_with(&flow, &Catalog::embedded(), false).map(|r| r.spec.id);
+        assert_eq!(whole.is_ok(), to_run.is_ok());
     }
 
     #[test]
