@@ -61,6 +61,23 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let config = Config::load(args.config.as_deref())?;
     let dirs = crate::rule_dirs(&args.rules, &config);
+    // Rule files are read before any input, so that a broken one stops the scan at once, even
+    // when the input is a pipe that has not sent a batch yet. Without their test cases the
+    // built-in pack reads in milliseconds.
+    let loading = Instant::now();
+    let (pack, errors) = RulePack::load_to_run(&dirs, &Catalog::embedded());
+    if !errors.is_empty() {
+        return Err(rule_errors(
+            errors.iter().map(ToString::to_string).collect(),
+        ));
+    }
+    for w in pack.warnings() {
+        eprintln!("audithound: rule warning: {w}");
+    }
+    tracing::debug!(
+        ms = loading.elapsed().as_secs_f64() * 1e3,
+        "rule files read"
+    );
     let inputs = expand_paths(&args.paths)?;
     let total_bytes: u64 = inputs.iter().filter_map(|i| i.size_hint()).sum();
     let progress = progress_bar(total_bytes);
@@ -96,11 +113,11 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
             p.set_position(bytes);
         }
     };
-    // The rules load and compile on their own thread while the first batches decode: reading
-    // and planning the whole pack takes about as long as decoding 30 MB.
+    // The rules compile on their own thread while the first batches decode: planning the whole
+    // pack takes about as long as decoding 30 MB.
     let mut compiling = Some(std::thread::spawn({
         let rules = config.rules.clone();
-        move || load_rules(&dirs, &rules)
+        move || compile_rules(&pack, &rules)
     }));
     let mut engine: Option<RuleEngine> = None;
     let stats = read_audit_inputs(
@@ -231,49 +248,33 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The outcome of loading and compiling the rules.
-enum LoadedRules {
-    /// Every rule compiled; the pack's warnings to show.
-    Ready(Box<RuleEngine>, Vec<String>),
-    /// Rules that could not be read, parsed or compiled.
-    Refused(Vec<RuleError>),
-}
+/// The rule engine being compiled on its own thread, with the rules that did not compile.
+type Compiling = std::thread::JoinHandle<Result<(RuleEngine, Vec<RuleError>), EngineError>>;
 
-/// The rule engine being loaded and compiled on its own thread.
-type Compiling = std::thread::JoinHandle<Result<LoadedRules, EngineError>>;
-
-/// Reads the built-in pack and the rule directories, and compiles every enabled rule.
-fn load_rules(
-    dirs: &[PathBuf],
+/// Compiles every enabled rule of `pack`.
+fn compile_rules(
+    pack: &RulePack,
     config: &audithound_analytics::RuleConfig,
-) -> Result<LoadedRules, EngineError> {
+) -> Result<(RuleEngine, Vec<RuleError>), EngineError> {
     let started = Instant::now();
-    let (pack, errors) = RulePack::load_to_run(dirs, &Catalog::embedded());
-    if !errors.is_empty() {
-        return Ok(LoadedRules::Refused(errors));
-    }
-    let (engine, errors) = RuleEngine::new(&pack, config)?;
-    if !errors.is_empty() {
-        return Ok(LoadedRules::Refused(errors));
-    }
-    let warnings = pack.warnings().map(ToString::to_string).collect();
+    let compiled = RuleEngine::new(pack, config)?;
     tracing::debug!(
         ms = started.elapsed().as_secs_f64() * 1e3,
-        rules = engine.rule_count(),
-        "rules loaded and compiled"
+        rules = compiled.0.rule_count(),
+        "rules compiled"
     );
-    Ok(LoadedRules::Ready(Box::new(engine), warnings))
+    Ok(compiled)
 }
 
-/// The rule engine, once its loading (started on another thread) has finished; an error
-/// naming every rule that could not be loaded.
+/// The rule engine, once its compilation (started on another thread) has finished; an error
+/// naming every rule that did not compile.
 fn ready<'a>(
     compiling: &mut Option<Compiling>,
     engine: &'a mut Option<RuleEngine>,
 ) -> anyhow::Result<&'a mut RuleEngine> {
     if let Some(handle) = compiling.take() {
         let waiting = Instant::now();
-        let loaded = handle
+        let (compiled, errors) = handle
             .join()
             .map_err(|_| anyhow::anyhow!("the rule compiler crashed"))?
             .context("starting the rule engine")?;
@@ -281,19 +282,12 @@ fn ready<'a>(
             ms = waiting.elapsed().as_secs_f64() * 1e3,
             "the first batch waited for the rules"
         );
-        match loaded {
-            LoadedRules::Refused(errors) => {
-                return Err(rule_errors(
-                    errors.iter().map(ToString::to_string).collect(),
-                ));
-            }
-            LoadedRules::Ready(compiled, warnings) => {
-                for w in warnings {
-                    eprintln!("audithound: rule warning: {w}");
-                }
-                *engine = Some(*compiled);
-            }
+        if !errors.is_empty() {
+            return Err(rule_errors(
+                errors.iter().map(ToString::to_string).collect(),
+            ));
         }
+        *engine = Some(compiled);
     }
     engine
         .as_mut()

@@ -253,6 +253,40 @@ fn a_broken_user_rule_stops_the_scan_with_its_file_and_line() {
 }
 
 #[test]
+fn a_rule_file_that_does_not_parse_stops_the_scan_before_any_input_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.yaml"), "id: bad\ntitle: [unclosed\n").unwrap();
+    // Standard input stays open and sends nothing, like a pipe from a quiet source.
+    let mut child = bin()
+        .args(["scan", "--rules", dir.path().to_str().unwrap(), "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("audithound runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waits") {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "the scan waited for input instead of failing: {stderr}"
+    );
+    assert!(stderr.contains("bad.yaml"), "{stderr}");
+}
+
+#[test]
 fn user_rules_extend_and_override_the_pack_and_min_severity_filters() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

@@ -270,17 +270,21 @@ fn string_member<'a>(raw: &'a str, key: &Finder<'_>) -> Option<Cow<'a, str>> {
 /// buffer.)
 fn json_string(text: &str) -> Option<Cow<'_, str>> {
     let mut rest = text.strip_prefix('"')?;
-    let first = memchr::memchr2(b'"', b'\\', rest.as_bytes())?;
-    if rest.as_bytes()[first] == b'"' {
-        return Some(Cow::Borrowed(&rest[..first]));
-    }
-    let mut out = String::with_capacity(first + 32);
+    // Filled from the first escape on; until then the string is a slice of `text`.
+    let mut unescaped: Option<String> = None;
     loop {
         let at = memchr::memchr2(b'"', b'\\', rest.as_bytes())?;
-        out.push_str(&rest[..at]);
         if rest.as_bytes()[at] == b'"' {
-            return Some(Cow::Owned(out));
+            return Some(match unescaped {
+                None => Cow::Borrowed(&rest[..at]),
+                Some(mut out) => {
+                    out.push_str(&rest[..at]);
+                    Cow::Owned(out)
+                }
+            });
         }
+        let out = unescaped.get_or_insert_with(|| String::with_capacity(at + 32));
+        out.push_str(&rest[..at]);
         let escape = *rest.as_bytes().get(at + 1)?;
         // Both bytes are ASCII, so the slice starts on a character boundary.
         rest = &rest[at + 2..];
