@@ -16,6 +16,8 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
+use super::json_reader::{GiveUp, JsonReader, Step, first, has_control_bytes};
+
 /// The union of the top-level fields of every shape audithound reads: a native Event, an
 /// EventList, an AKS record or Event Hub batch, a GKE LogEntry, a CloudWatch Logs envelope or an
 /// exported CloudWatch event. Which fields are present tells the shape. Top-level keys that none
@@ -34,28 +36,31 @@ pub(crate) struct Envelope<'a> {
     pub user_agent: Option<Cow<'a, str>>,
     pub object_ref: Option<ObjectRef<'a>>,
     pub response_status: Option<ResponseStatus<'a>>,
-    pub request_object: Option<&'a RawValue>,
-    pub response_object: Option<&'a RawValue>,
+    pub request_object: Option<&'a str>,
+    pub response_object: Option<&'a str>,
     pub request_received_timestamp: Option<Cow<'a, str>>,
     pub stage_timestamp: Option<Cow<'a, str>>,
-    pub timestamp: Option<&'a RawValue>,
+    pub timestamp: Option<&'a str>,
     pub metadata: Option<EventMetadata<'a>>,
-    pub annotations: Option<&'a RawValue>,
-    pub items: Option<&'a RawValue>,
-    pub records: Option<&'a RawValue>,
-    pub properties: Option<&'a RawValue>,
+    pub annotations: Option<&'a str>,
+    pub items: Option<&'a str>,
+    pub records: Option<&'a str>,
+    pub properties: Option<&'a str>,
     pub category: Option<Cow<'a, str>>,
     pub resource_id: Option<Cow<'a, str>>,
-    pub proto_payload: Option<&'a RawValue>,
-    pub resource: Option<&'a RawValue>,
-    pub labels: Option<&'a RawValue>,
-    pub operation: Option<&'a RawValue>,
+    pub proto_payload: Option<&'a str>,
+    pub resource: Option<&'a str>,
+    pub labels: Option<&'a str>,
+    pub operation: Option<&'a str>,
     pub insert_id: Option<Cow<'a, str>>,
     pub message_type: Option<Cow<'a, str>>,
     pub log_group: Option<Cow<'a, str>>,
-    pub log_events: Option<&'a RawValue>,
-    pub message: Option<&'a RawValue>,
-    pub unknown: Vec<(Cow<'a, str>, &'a RawValue)>,
+    pub log_events: Option<&'a str>,
+    pub message: Option<&'a str>,
+    pub unknown: Vec<(Cow<'a, str>, &'a str)>,
+    /// The known annotations, when the reader found them while reading `annotations` (else
+    /// they are looked up in its text).
+    pub known_annotations: Option<KnownAnnotations<'a>>,
 }
 
 /// A string that borrows from the input when it has no escapes (serde's own `Cow` does not).
@@ -105,8 +110,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
                         }
                         "objectRef" => env.object_ref = map.next_value()?,
                         "responseStatus" => env.response_status = map.next_value()?,
-                        "requestObject" => env.request_object = map.next_value()?,
-                        "responseObject" => env.response_object = map.next_value()?,
+                        "requestObject" => env.request_object = next_raw(&mut map)?,
+                        "responseObject" => env.response_object = next_raw(&mut map)?,
                         "requestReceivedTimestamp" => {
                             env.request_received_timestamp =
                                 map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
@@ -115,12 +120,12 @@ impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
                             env.stage_timestamp =
                                 map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
                         }
-                        "timestamp" => env.timestamp = map.next_value()?,
+                        "timestamp" => env.timestamp = next_raw(&mut map)?,
                         "metadata" => env.metadata = map.next_value()?,
-                        "annotations" => env.annotations = map.next_value()?,
-                        "items" => env.items = map.next_value()?,
-                        "records" => env.records = map.next_value()?,
-                        "properties" => env.properties = map.next_value()?,
+                        "annotations" => env.annotations = next_raw(&mut map)?,
+                        "items" => env.items = next_raw(&mut map)?,
+                        "records" => env.records = next_raw(&mut map)?,
+                        "properties" => env.properties = next_raw(&mut map)?,
                         "category" => {
                             env.category = map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
                         }
@@ -128,10 +133,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
                             env.resource_id =
                                 map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
                         }
-                        "protoPayload" => env.proto_payload = map.next_value()?,
-                        "resource" => env.resource = map.next_value()?,
-                        "labels" => env.labels = map.next_value()?,
-                        "operation" => env.operation = map.next_value()?,
+                        "protoPayload" => env.proto_payload = next_raw(&mut map)?,
+                        "resource" => env.resource = next_raw(&mut map)?,
+                        "labels" => env.labels = next_raw(&mut map)?,
+                        "operation" => env.operation = next_raw(&mut map)?,
                         "insertId" => {
                             env.insert_id = map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
                         }
@@ -142,12 +147,14 @@ impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
                         "logGroup" => {
                             env.log_group = map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
                         }
-                        "logEvents" => env.log_events = map.next_value()?,
-                        "message" => env.message = map.next_value()?,
+                        "logEvents" => env.log_events = next_raw(&mut map)?,
+                        "message" => env.message = next_raw(&mut map)?,
                         "apiVersion" => {
                             map.next_value::<serde::de::IgnoredAny>()?;
                         }
-                        _ => env.unknown.push((key, map.next_value()?)),
+                        _ => env
+                            .unknown
+                            .push((key, map.next_value::<&RawValue>()?.get())),
                     }
                 }
                 Ok(env)
@@ -158,12 +165,109 @@ impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
     }
 }
 
+/// The JSON text of a member that may be null (null reads as absent, as for any `Option`).
+fn next_raw<'de, M: MapAccess<'de>>(map: &mut M) -> Result<Option<&'de str>, M::Error> {
+    Ok(map
+        .next_value::<Option<&'de RawValue>>()?
+        .map(RawValue::get))
+}
+
+impl<'a> Envelope<'a> {
+    /// Parses one JSON record. Compact records go through the audit-specific reader; anything
+    /// it gives up on (pretty-printed records, odd numbers, errors) through serde_json, whose
+    /// result and error messages stand.
+    pub(crate) fn parse(text: &'a str) -> Result<Envelope<'a>, serde_json::Error> {
+        if !has_control_bytes(text) {
+            let mut reader = JsonReader::new(text);
+            if let Ok(env) = Self::read(&mut reader).and_then(|env| reader.end().map(|()| env)) {
+                return Ok(env);
+            }
+        }
+        serde_json::from_str(text)
+    }
+
+    /// The envelope as the serde visitor above reads it, member for member.
+    fn read(r: &mut JsonReader<'a>) -> Step<Envelope<'a>> {
+        let mut env = Envelope::default();
+        let is_object = r.object(|r, _, key| {
+            match key.as_ref() {
+                "kind" => env.kind = r.opt_string()?,
+                "level" => env.level = r.opt_string()?,
+                "auditID" => env.audit_id = r.opt_string()?,
+                "stage" => env.stage = r.opt_string()?,
+                "requestURI" => env.request_uri = r.opt_string()?,
+                "verb" => env.verb = r.opt_string()?,
+                "user" => env.user = UserInfo::read(r)?,
+                "impersonatedUser" => env.impersonated_user = UserInfo::read(r)?,
+                "sourceIPs" => env.source_ips = r.opt_strings()?,
+                "userAgent" => env.user_agent = r.opt_string()?,
+                "objectRef" => env.object_ref = ObjectRef::read(r)?,
+                "responseStatus" => env.response_status = ResponseStatus::read(r)?,
+                "requestObject" => env.request_object = r.opt_raw()?,
+                "responseObject" => env.response_object = r.opt_raw()?,
+                "requestReceivedTimestamp" => env.request_received_timestamp = r.opt_string()?,
+                "stageTimestamp" => env.stage_timestamp = r.opt_string()?,
+                "timestamp" => env.timestamp = r.opt_raw()?,
+                "metadata" => env.metadata = EventMetadata::read(r)?,
+                "annotations" => {
+                    let (raw, known) = KnownAnnotations::read(r)?;
+                    env.annotations = raw;
+                    env.known_annotations = known;
+                }
+                "items" => env.items = r.opt_raw()?,
+                "records" => env.records = r.opt_raw()?,
+                "properties" => env.properties = r.opt_raw()?,
+                "category" => env.category = r.opt_string()?,
+                "resourceId" | "resourceID" => env.resource_id = r.opt_string()?,
+                "protoPayload" => env.proto_payload = r.opt_raw()?,
+                "resource" => env.resource = r.opt_raw()?,
+                "labels" => env.labels = r.opt_raw()?,
+                "operation" => env.operation = r.opt_raw()?,
+                "insertId" => env.insert_id = r.opt_string()?,
+                "messageType" => env.message_type = r.opt_string()?,
+                "logGroup" => env.log_group = r.opt_string()?,
+                "logEvents" => env.log_events = r.opt_raw()?,
+                "message" => env.message = r.opt_raw()?,
+                "apiVersion" => r.skip_value()?,
+                _ => {
+                    let value = r.raw()?;
+                    env.unknown.push((key, value));
+                }
+            }
+            Ok(())
+        })?;
+        // A top-level `null` is not an object: serde_json says what it is.
+        if is_object { Ok(env) } else { Err(GiveUp) }
+    }
+}
+
 #[derive(Debug, Deserialize, Default)]
 pub(crate) struct UserInfo<'a> {
     #[serde(borrow)]
     pub username: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub groups: Option<Vec<Cow<'a, str>>>,
+}
+
+impl<'a> UserInfo<'a> {
+    fn read(r: &mut JsonReader<'a>) -> Step<Option<UserInfo<'a>>> {
+        let mut user = UserInfo::default();
+        let mut seen = [false; 2];
+        let read = r.object(|r, _, key| match key.as_ref() {
+            "username" => {
+                first(&mut seen[0])?;
+                user.username = r.opt_string()?;
+                Ok(())
+            }
+            "groups" => {
+                first(&mut seen[1])?;
+                user.groups = r.opt_strings()?;
+                Ok(())
+            }
+            _ => r.skip_value(),
+        })?;
+        Ok(read.then_some(user))
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -183,6 +287,28 @@ pub(crate) struct ObjectRef<'a> {
     pub subresource: Option<Cow<'a, str>>,
 }
 
+impl<'a> ObjectRef<'a> {
+    fn read(r: &mut JsonReader<'a>) -> Step<Option<ObjectRef<'a>>> {
+        let mut obj = ObjectRef::default();
+        let mut seen = [false; 6];
+        let read = r.object(|r, _, key| {
+            let (slot, seen) = match key.as_ref() {
+                "resource" => (&mut obj.resource, &mut seen[0]),
+                "namespace" => (&mut obj.namespace, &mut seen[1]),
+                "name" => (&mut obj.name, &mut seen[2]),
+                "apiGroup" => (&mut obj.api_group, &mut seen[3]),
+                "apiVersion" => (&mut obj.api_version, &mut seen[4]),
+                "subresource" => (&mut obj.subresource, &mut seen[5]),
+                _ => return r.skip_value(),
+            };
+            first(seen)?;
+            *slot = r.opt_string()?;
+            Ok(())
+        })?;
+        Ok(read.then_some(obj))
+    }
+}
+
 #[derive(Debug, Deserialize, Default)]
 pub(crate) struct ResponseStatus<'a> {
     pub code: Option<i32>,
@@ -192,11 +318,54 @@ pub(crate) struct ResponseStatus<'a> {
     pub message: Option<Cow<'a, str>>,
 }
 
+impl<'a> ResponseStatus<'a> {
+    fn read(r: &mut JsonReader<'a>) -> Step<Option<ResponseStatus<'a>>> {
+        let mut status = ResponseStatus::default();
+        let mut seen = [false; 3];
+        let read = r.object(|r, _, key| {
+            match key.as_ref() {
+                "code" => {
+                    first(&mut seen[0])?;
+                    status.code = r.opt_count()?;
+                }
+                "reason" => {
+                    first(&mut seen[1])?;
+                    status.reason = r.opt_string()?;
+                }
+                "message" => {
+                    first(&mut seen[2])?;
+                    status.message = r.opt_string()?;
+                }
+                _ => r.skip_value()?,
+            }
+            Ok(())
+        })?;
+        Ok(read.then_some(status))
+    }
+}
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct EventMetadata<'a> {
     #[serde(borrow)]
     pub creation_timestamp: Option<Cow<'a, str>>,
+}
+
+impl<'a> EventMetadata<'a> {
+    fn read(r: &mut JsonReader<'a>) -> Step<Option<EventMetadata<'a>>> {
+        let mut meta = EventMetadata::default();
+        let mut seen = false;
+        let read = r.object(|r, _, key| {
+            if key == "creationTimestamp" {
+                first(&mut seen)?;
+                meta.creation_timestamp = r.opt_string()?;
+                Ok(())
+            } else {
+                r.skip_value()
+            }
+        })?;
+        Ok(read.then_some(meta))
+    }
 }
 
 /// The annotations of an Event that have columns of their own.
@@ -231,6 +400,38 @@ impl<'a> KnownAnnotations<'a> {
             reason: string_member(raw, reason),
             pod_security_violations: string_member(raw, violations),
         }
+    }
+
+    /// An Event's `annotations` (or `null`) as JSON text, with the known ones found while
+    /// reading it. Like [`Self::find`], a known name counts only as written without escapes,
+    /// its first string value wins, and a value that is not text counts as absent; unlike
+    /// `find`, only the object's own members are considered (annotations are a map of strings,
+    /// so this differs only for records no apiserver writes). A value that is not an object is
+    /// returned without known annotations, for `find` to search.
+    fn read(r: &mut JsonReader<'a>) -> Step<(Option<&'a str>, Option<KnownAnnotations<'a>>)> {
+        let mut known = KnownAnnotations::default();
+        let mut is_object = false;
+        let raw = r.opt_raw_reading_objects(|r| {
+            is_object = true;
+            r.object(|r, name, _| {
+                let slot = match name {
+                    "authorization.k8s.io/decision" => &mut known.decision,
+                    "authorization.k8s.io/reason" => &mut known.reason,
+                    "pod-security.kubernetes.io/audit-violations" => {
+                        &mut known.pod_security_violations
+                    }
+                    _ => return r.skip_value(),
+                };
+                if slot.is_none() && r.peek_is_string()? {
+                    *slot = Some(r.string()?);
+                    Ok(())
+                } else {
+                    r.skip_value()
+                }
+            })
+            .map(drop)
+        })?;
+        Ok((raw, is_object.then_some(known)))
     }
 }
 
@@ -333,13 +534,133 @@ fn unicode_escape(rest: &str) -> Option<(char, usize)> {
 }
 
 /// A JSON value that is null or absent, as serde_json's raw values show it.
-pub(crate) fn is_null(raw: &RawValue) -> bool {
-    raw.get().trim() == "null"
+pub(crate) fn is_null(raw: &str) -> bool {
+    raw.trim() == "null"
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every JSON line of the fixtures, and the events inside the lists and batches among them.
+    fn fixture_records() -> Vec<String> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+        let mut records = Vec::new();
+        for dir in [
+            "audit/native",
+            "audit/aks",
+            "audit/eks",
+            "audit/gke",
+            "audit/webhook",
+        ] {
+            let mut files: Vec<_> = std::fs::read_dir(root.join(dir))
+                .expect("fixture dir")
+                .map(|e| e.expect("entry").path())
+                .collect();
+            files.sort();
+            for file in files {
+                let text = std::fs::read_to_string(&file).expect("fixture");
+                records.push(text.trim_start_matches('\u{feff}').to_string());
+                records.extend(text.lines().map(String::from));
+            }
+        }
+        let attack = std::fs::read_to_string(root.join("attack/intrusion.log")).expect("fixture");
+        records.extend(attack.lines().map(String::from));
+        let mut nested = Vec::new();
+        for record in &records {
+            if let Ok(env) = serde_json::from_str::<Envelope<'_>>(record) {
+                for list in [env.items, env.records].into_iter().flatten() {
+                    if let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(list) {
+                        nested.extend(items.iter().map(|i| i.get().to_string()));
+                    }
+                }
+            }
+        }
+        records.extend(nested);
+        records
+    }
+
+    /// Parses `text` both ways and checks they agree: both fail, or both read the same values
+    /// (and the annotations found while reading are those `find` finds).
+    fn assert_reads_agree(text: &str) -> bool {
+        let by_serde = serde_json::from_str::<Envelope<'_>>(text);
+        let fast = if has_control_bytes(text) {
+            None
+        } else {
+            let mut reader = JsonReader::new(text);
+            Envelope::read(&mut reader)
+                .and_then(|env| reader.end().map(|()| env))
+                .ok()
+        };
+        let Some(mut fast) = fast else {
+            return false;
+        };
+        let serde = match by_serde {
+            Ok(env) => env,
+            Err(e) => panic!("the reader accepted what serde_json rejects ({e}): {text}"),
+        };
+        let known = fast.known_annotations.take();
+        assert_eq!(format!("{fast:?}"), format!("{serde:?}"), "{text}");
+        if let Some(raw) = fast.annotations.filter(|r| r.trim_start().starts_with('{')) {
+            assert_eq!(
+                format!("{:?}", known.expect("read while reading")),
+                format!("{:?}", KnownAnnotations::find(raw)),
+                "{text}"
+            );
+        }
+        true
+    }
+
+    #[test]
+    fn the_fast_reader_reads_every_fixture_as_serde_json_does() {
+        let records = fixture_records();
+        let mut read_fast = 0;
+        for record in &records {
+            if assert_reads_agree(record) {
+                read_fast += 1;
+            } else {
+                // It may give a compact record away only when serde_json rejects it too.
+                assert!(
+                    has_control_bytes(record)
+                        || serde_json::from_str::<Envelope<'_>>(record).is_err(),
+                    "gave up on a good compact record: {record}"
+                );
+            }
+        }
+        assert!(read_fast > 3000, "{read_fast} of {}", records.len());
+    }
+
+    #[test]
+    fn the_fast_reader_never_accepts_a_damaged_record_serde_json_rejects() {
+        let records = fixture_records();
+        // A spread of shapes: every fixture line but the long attack log, and some of that.
+        let sample = records
+            .iter()
+            .filter(|r| !r.contains('\n'))
+            .step_by(101)
+            .take(30);
+        let mut checked = 0;
+        for record in sample {
+            for cut in (0..record.len()).filter(|c| record.is_char_boundary(*c)) {
+                assert_reads_agree(&record[..cut]);
+                checked += 1;
+            }
+            for (i, (at, _)) in record.char_indices().enumerate() {
+                // Each position gets two of the replacements, in turn.
+                let replacements = [
+                    '"', '\\', '{', '}', '[', ']', ',', ':', '0', '-', 'n', ' ', 'e', '.',
+                ];
+                for b in [replacements[i % 14], replacements[(i + 7) % 14]] {
+                    let mut damaged = record.clone();
+                    let len = damaged[at..].chars().next().map_or(0, char::len_utf8);
+                    damaged.replace_range(at..at + len, &b.to_string());
+                    assert_reads_agree(&damaged);
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 20_000, "{checked}");
+    }
 
     #[test]
     fn json_strings_unescape_as_serde_json_does() {

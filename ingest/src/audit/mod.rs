@@ -12,6 +12,7 @@ mod builder;
 mod event;
 mod facts;
 mod gke;
+mod json_reader;
 pub mod redact;
 mod row;
 
@@ -262,24 +263,24 @@ impl AuditDecoder {
             return Some(());
         }
         if let [(key, value)] = env.unknown.as_slice()
-            && value.get().starts_with('{')
-            && value.get().contains("\"ts\"")
+            && value.starts_with('{')
+            && value.contains("\"ts\"")
         {
             if key == "dns" {
-                self.push_zeek_json(value.get(), cluster, out);
+                self.push_zeek_json(value, cluster, out);
             } else {
                 out.skipped += 1; // another Zeek log in Metron's wrapper
             }
             return Some(());
         }
         if let Some((_, log)) = env.unknown.iter().find(|(k, _)| k == "log")
-            && let Ok(line) = serde_json::from_str::<String>(log.get())
+            && let Ok(line) = serde_json::from_str::<String>(log)
         {
             let time = env
                 .unknown
                 .iter()
                 .find(|(k, _)| k == "time")
-                .and_then(|(_, t)| serde_json::from_str::<String>(t.get()).ok());
+                .and_then(|(_, t)| serde_json::from_str::<String>(t).ok());
             let hint = time.and_then(|t| parse_rfc3339_micros(&t).ok());
             self.decode_text(&line, cluster.as_deref(), hint, out);
             return Some(());
@@ -325,7 +326,7 @@ impl AuditDecoder {
         // One UTF-8 check of the whole record is cheaper than serde_json's check of every
         // string in it; a record that is not valid UTF-8 still gets the byte parser's verdict.
         let parsed = match std::str::from_utf8(bytes) {
-            Ok(text) => serde_json::from_str(text),
+            Ok(text) => Envelope::parse(text),
             Err(_) => serde_json::from_slice(bytes),
         };
         let env: Envelope<'_> = match parsed {
@@ -344,12 +345,12 @@ impl AuditDecoder {
     /// CloudWatch `message`).
     fn decode_embedded(
         &mut self,
-        raw: &RawValue,
+        raw: &str,
         cluster: Option<&str>,
         depth: u8,
         out: &mut RecordOutcome,
     ) {
-        let text = raw.get().trim_start();
+        let text = raw.trim_start();
         if text.starts_with('"') {
             match serde_json::from_str::<Cow<'_, str>>(text) {
                 Ok(inner) => {
@@ -394,17 +395,17 @@ impl AuditDecoder {
                 .as_deref()
                 .and_then(eks_cluster_name)
                 .or(cluster);
-            let events: Vec<CloudWatchEvent<'_>> = serde_json::from_str(events.get())?;
+            let events: Vec<CloudWatchEvent<'_>> = serde_json::from_str(events)?;
             for e in events {
                 if let Some(m) = e.message {
-                    self.decode_embedded(m, cluster, depth, out);
+                    self.decode_embedded(m.get(), cluster, depth, out);
                 }
             }
             return Ok(());
         }
         // EventList (webhook body).
         if let Some(items) = env.items {
-            let items: Vec<&RawValue> = serde_json::from_str(items.get())?;
+            let items: Vec<&RawValue> = serde_json::from_str(items)?;
             for item in items {
                 self.decode_value(item.get().as_bytes(), cluster, depth + 1, out);
             }
@@ -412,7 +413,7 @@ impl AuditDecoder {
         }
         // AKS Event Hub batch.
         if let Some(records) = env.records {
-            let records: Vec<&RawValue> = serde_json::from_str(records.get())?;
+            let records: Vec<&RawValue> = serde_json::from_str(records)?;
             for r in records {
                 self.decode_value(r.get().as_bytes(), cluster, depth + 1, out);
             }
@@ -428,7 +429,7 @@ impl AuditDecoder {
                 out.skipped += 1;
                 return Ok(());
             }
-            let props: AksProperties<'_> = serde_json::from_str(props.get())?;
+            let props: AksProperties<'_> = serde_json::from_str(props)?;
             let log = props.log.ok_or_else(|| {
                 DecodeError::NotAuditEvent("AKS record without properties.log".into())
             })?;
@@ -437,7 +438,7 @@ impl AuditDecoder {
                 .as_deref()
                 .and_then(aks_cluster_name)
                 .or(cluster);
-            self.decode_embedded(log, cluster, depth, out);
+            self.decode_embedded(log.get(), cluster, depth, out);
             return Ok(());
         }
         // GKE Cloud Audit Logs entry.
@@ -542,11 +543,13 @@ fn native_row<'a>(
         row.response_message = status.message;
     }
     if let Some(raw) = env.annotations.filter(|r| !is_null(r)) {
-        let known = KnownAnnotations::find(raw.get());
+        let known = env
+            .known_annotations
+            .unwrap_or_else(|| KnownAnnotations::find(raw));
         row.decision = known.decision;
         row.reason = known.reason;
         row.pod_security_violations = known.pod_security_violations;
-        row.annotations = Some(Cow::Borrowed(raw.get()));
+        row.annotations = Some(Cow::Borrowed(raw));
     }
     fill_objects(&mut row, env.request_object, env.response_object);
     row.exec_command = exec_command(&row);
@@ -558,12 +561,12 @@ impl AuditDecoder {
     fn gke_event(
         &mut self,
         env: &Envelope<'_>,
-        payload: &RawValue,
+        payload: &str,
         size: usize,
         cluster: Option<&str>,
         out: &mut RecordOutcome,
     ) -> Result<(), DecodeError> {
-        let p: gke::ProtoPayload<'_> = serde_json::from_str(payload.get())?;
+        let p: gke::ProtoPayload<'_> = serde_json::from_str(payload)?;
         if !gke::is_kubernetes_api(&p) {
             out.skipped += 1;
             return Ok(());
@@ -584,7 +587,7 @@ impl AuditDecoder {
         };
         let resource: gke::MonitoredResource<'_> = env
             .resource
-            .map(|r| serde_json::from_str(r.get()))
+            .map(serde_json::from_str)
             .transpose()?
             .unwrap_or_default();
         let gke_cluster = resource
@@ -593,12 +596,12 @@ impl AuditDecoder {
             .and_then(|l| l.cluster_name.as_deref());
         let operation: gke::Operation<'_> = env
             .operation
-            .map(|r| serde_json::from_str(r.get()))
+            .map(serde_json::from_str)
             .transpose()?
             .unwrap_or_default();
         let labels: KnownAnnotations<'_> = env
             .labels
-            .map(|r| serde_json::from_str(r.get()))
+            .map(serde_json::from_str)
             .transpose()
             .unwrap_or_default()
             .unwrap_or_default();
@@ -624,7 +627,7 @@ impl AuditDecoder {
             decision: labels.decision,
             reason: labels.reason,
             pod_security_violations: labels.pod_security_violations,
-            annotations: env.labels.map(|r| Cow::Borrowed(r.get())),
+            annotations: env.labels.map(Cow::Borrowed),
             response_code: p
                 .status
                 .as_ref()
@@ -646,7 +649,11 @@ impl AuditDecoder {
             p.resource_name.as_deref(),
             &mut row,
         );
-        fill_objects(&mut row, p.request, p.response);
+        fill_objects(
+            &mut row,
+            p.request.map(RawValue::get),
+            p.response.map(RawValue::get),
+        );
         row.exec_command = exec_command(&row);
         self.builder.append(&row);
         out.events += 1;
@@ -668,13 +675,9 @@ struct AksProperties<'a> {
 
 /// Keeps the request and response objects (redacted where they may hold secrets) and extracts
 /// the facts of the one that describes the object as written.
-fn fill_objects<'a>(
-    row: &mut AuditRow<'a>,
-    request: Option<&'a RawValue>,
-    response: Option<&'a RawValue>,
-) {
-    let request = request.filter(|r| !is_null(r)).map(RawValue::get);
-    let response = response.filter(|r| !is_null(r)).map(RawValue::get);
+fn fill_objects<'a>(row: &mut AuditRow<'a>, request: Option<&'a str>, response: Option<&'a str>) {
+    let request = request.filter(|r| !is_null(r));
+    let response = response.filter(|r| !is_null(r));
     let resource = row.resource.as_deref().unwrap_or("");
     let subresource = row.subresource.as_deref();
     let writes = matches!(row.verb.as_deref(), Some("create" | "update" | "patch"));
@@ -701,7 +704,7 @@ fn fill_objects<'a>(
 }
 
 /// Top-level keys that no known shape has, as one JSON object (`None` when there are none).
-fn unknown_fields(unknown: &[(Cow<'_, str>, &RawValue)]) -> Option<String> {
+fn unknown_fields(unknown: &[(Cow<'_, str>, &str)]) -> Option<String> {
     if unknown.is_empty() {
         return None;
     }
@@ -712,7 +715,7 @@ fn unknown_fields(unknown: &[(Cow<'_, str>, &RawValue)]) -> Option<String> {
         }
         out.push_str(&serde_json::to_string(key.as_ref()).ok()?);
         out.push(':');
-        out.push_str(value.get());
+        out.push_str(value);
     }
     out.push('}');
     Some(out)
@@ -772,8 +775,8 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// A timestamp given as an RFC 3339 string or as epoch milliseconds.
-fn timestamp_value(raw: &RawValue) -> Result<i64, DecodeError> {
-    let text = raw.get().trim();
+fn timestamp_value(raw: &str) -> Result<i64, DecodeError> {
+    let text = raw.trim();
     if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
         return parse_rfc3339_micros(inner);
     }

@@ -1,0 +1,663 @@
+//! A strict, allocation-light JSON reader for the hot path of audit decoding.
+//!
+//! serde_json's generic machinery (a visitor call, an `Option` wrapper and a key match per
+//! member) cost more than the bytes it read: two thirds of an audit event's decoding went to it.
+//! This reader walks a record whose shape the caller knows, borrows every string that has no
+//! escapes, and skips unneeded values while still checking them against the JSON grammar.
+//!
+//! It is a fast path, not a second parser with its own verdicts: whenever it meets anything it
+//! is unsure of (a control character, a number that is not a plain count, a duplicate member
+//! of a typed struct, nesting past [`MAX_DEPTH`]) it gives up with [`GiveUp`], and the caller
+//! parses the record with serde_json, whose result (or error message) then stands. So a record
+//! it accepts must be one serde_json accepts with the same values; the tests check that.
+
+use std::borrow::Cow;
+
+/// The reader gave up on a record; serde_json decides about it instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GiveUp;
+
+/// What a reading step returns.
+pub(crate) type Step<T> = Result<T, GiveUp>;
+
+/// Deepest nesting the reader follows (serde_json's own limit is 128, so a record the reader
+/// gives up on for depth still gets serde_json's verdict).
+const MAX_DEPTH: usize = 100;
+
+/// Whether `text` holds any byte below 0x20. Records with none (the apiserver writes compact
+/// lines) can have their strings scanned for only `"` and `\`; the rest go to serde_json.
+pub(crate) fn has_control_bytes(text: &str) -> bool {
+    // No early exit, so the compiler can read many bytes per instruction.
+    text.as_bytes()
+        .chunks(64)
+        .any(|chunk| chunk.iter().fold(0u8, |seen, b| seen | u8::from(*b < 0x20)) != 0)
+}
+
+/// A cursor over one JSON text without control bytes (see [`has_control_bytes`]).
+pub(crate) struct JsonReader<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> JsonReader<'a> {
+    /// A reader at the start of `text`. The caller has checked [`has_control_bytes`] is false.
+    pub(crate) fn new(text: &'a str) -> Self {
+        JsonReader { text, pos: 0 }
+    }
+
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    /// The next byte that is not a space (other JSON whitespace is a control byte, and records
+    /// with those are not read here).
+    fn peek(&mut self) -> Step<u8> {
+        let bytes = self.bytes();
+        while let Some(&b) = bytes.get(self.pos) {
+            if b != b' ' {
+                return Ok(b);
+            }
+            self.pos += 1;
+        }
+        Err(GiveUp)
+    }
+
+    fn eat(&mut self, expected: u8) -> Step<()> {
+        if self.peek()? == expected {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(GiveUp)
+        }
+    }
+
+    /// Succeeds when only spaces are left.
+    pub(crate) fn end(&mut self) -> Step<()> {
+        match self.peek() {
+            Err(GiveUp) => Ok(()),
+            Ok(_) => Err(GiveUp),
+        }
+    }
+
+    /// Consumes a `null` if one comes next.
+    fn null(&mut self) -> Step<bool> {
+        if self.peek()? == b'n' {
+            self.literal(b"null")?;
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Step<()> {
+        if self.bytes()[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(GiveUp)
+        }
+    }
+
+    /// A string, from its opening quote: its text between the quotes as written, and whether
+    /// it has escapes. Escapes are checked for form (serde_json checks surrogates only when it
+    /// decodes a string, which [`Self::string`] does).
+    fn raw_string(&mut self) -> Step<(&'a str, bool)> {
+        if self.peek()? != b'"' {
+            return Err(GiveUp);
+        }
+        let bytes = self.bytes();
+        let start = self.pos + 1;
+        let mut at = start;
+        let mut escaped = false;
+        loop {
+            at = quote_or_backslash(bytes, at).ok_or(GiveUp)?;
+            if bytes[at] == b'"' {
+                self.pos = at + 1;
+                // Both ends are ASCII quotes, so the slice is on character boundaries.
+                return Ok((&self.text[start..at], escaped));
+            }
+            escaped = true;
+            at += match bytes.get(at + 1) {
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => 2,
+                Some(b'u') => {
+                    let hex = bytes.get(at + 2..at + 6).ok_or(GiveUp)?;
+                    if !hex.iter().all(u8::is_ascii_hexdigit) {
+                        return Err(GiveUp);
+                    }
+                    6
+                }
+                _ => return Err(GiveUp),
+            };
+        }
+    }
+
+    /// A string value, unescaped; borrowed when it has no escapes.
+    pub(crate) fn string(&mut self) -> Step<Cow<'a, str>> {
+        let (raw, escaped) = self.raw_string()?;
+        if escaped {
+            unescape(raw).map(Cow::Owned)
+        } else {
+            Ok(Cow::Borrowed(raw))
+        }
+    }
+
+    /// A string or `null`.
+    pub(crate) fn opt_string(&mut self) -> Step<Option<Cow<'a, str>>> {
+        if self.null()? {
+            Ok(None)
+        } else {
+            self.string().map(Some)
+        }
+    }
+
+    /// An array of strings, or `null`.
+    pub(crate) fn opt_strings(&mut self) -> Step<Option<Vec<Cow<'a, str>>>> {
+        if self.null()? {
+            return Ok(None);
+        }
+        self.eat(b'[')?;
+        let mut items = Vec::new();
+        if self.peek()? == b']' {
+            self.pos += 1;
+            return Ok(Some(items));
+        }
+        loop {
+            items.push(self.string()?);
+            match self.peek()? {
+                b',' => self.pos += 1,
+                b']' => {
+                    self.pos += 1;
+                    return Ok(Some(items));
+                }
+                _ => return Err(GiveUp),
+            }
+        }
+    }
+
+    /// A non-negative integer that fits an `i32`, or `null` (anything else: give up).
+    pub(crate) fn opt_count(&mut self) -> Step<Option<i32>> {
+        if self.null()? {
+            return Ok(None);
+        }
+        let bytes = self.bytes();
+        let start = self.pos;
+        let digits = bytes[start..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let end = start + digits;
+        // No leading zeros, no fraction or exponent; a sign or anything odd goes to serde_json.
+        if digits == 0
+            || digits > 10
+            || (digits > 1 && bytes[start] == b'0')
+            || matches!(bytes.get(end), Some(b'.' | b'e' | b'E'))
+        {
+            return Err(GiveUp);
+        }
+        self.pos = end;
+        self.text[start..end].parse().map(Some).map_err(|_| GiveUp)
+    }
+
+    /// Any value, or `null` as `None`, as its JSON text.
+    pub(crate) fn opt_raw(&mut self) -> Step<Option<&'a str>> {
+        if self.null()? {
+            Ok(None)
+        } else {
+            self.raw().map(Some)
+        }
+    }
+
+    /// Like [`Self::opt_raw`], but an object is read by `read_object` (which must consume it)
+    /// instead of being skipped.
+    pub(crate) fn opt_raw_reading_objects(
+        &mut self,
+        read_object: impl FnOnce(&mut Self) -> Step<()>,
+    ) -> Step<Option<&'a str>> {
+        if self.null()? {
+            return Ok(None);
+        }
+        // `null` peeked: the value starts here.
+        let start = self.pos;
+        if self.bytes()[start] == b'{' {
+            read_object(self)?;
+        } else {
+            self.skip(0)?;
+        }
+        Ok(Some(&self.text[start..self.pos]))
+    }
+
+    /// Whether a string comes next.
+    pub(crate) fn peek_is_string(&mut self) -> Step<bool> {
+        Ok(self.peek()? == b'"')
+    }
+
+    /// Any value (`null` included) as its JSON text, checked against the grammar.
+    pub(crate) fn raw(&mut self) -> Step<&'a str> {
+        self.peek()?;
+        let start = self.pos;
+        self.skip(0)?;
+        Ok(&self.text[start..self.pos])
+    }
+
+    /// Passes over any value, checking it against the grammar.
+    pub(crate) fn skip_value(&mut self) -> Step<()> {
+        self.skip(0)
+    }
+
+    fn skip(&mut self, depth: usize) -> Step<()> {
+        match self.peek()? {
+            b'"' => self.raw_string().map(drop),
+            b'{' => {
+                if depth >= MAX_DEPTH {
+                    return Err(GiveUp);
+                }
+                self.pos += 1;
+                if self.peek()? == b'}' {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.raw_string()?;
+                    self.eat(b':')?;
+                    self.skip(depth + 1)?;
+                    match self.peek()? {
+                        b',' => self.pos += 1,
+                        b'}' => {
+                            self.pos += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(GiveUp),
+                    }
+                }
+            }
+            b'[' => {
+                if depth >= MAX_DEPTH {
+                    return Err(GiveUp);
+                }
+                self.pos += 1;
+                if self.peek()? == b']' {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.skip(depth + 1)?;
+                    match self.peek()? {
+                        b',' => self.pos += 1,
+                        b']' => {
+                            self.pos += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(GiveUp),
+                    }
+                }
+            }
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.skip_number(),
+            _ => Err(GiveUp),
+        }
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+    fn skip_number(&mut self) -> Step<()> {
+        let bytes = self.bytes();
+        let digits_from = |at: usize| {
+            bytes[at..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count()
+        };
+        let mut at = self.pos;
+        if bytes[at] == b'-' {
+            at += 1;
+        }
+        let int = digits_from(at);
+        if int == 0 || (int > 1 && bytes[at] == b'0') {
+            return Err(GiveUp);
+        }
+        at += int;
+        if bytes.get(at) == Some(&b'.') {
+            let frac = digits_from(at + 1);
+            if frac == 0 {
+                return Err(GiveUp);
+            }
+            at += 1 + frac;
+        }
+        if matches!(bytes.get(at), Some(b'e' | b'E')) {
+            at += 1;
+            if matches!(bytes.get(at), Some(b'+' | b'-')) {
+                at += 1;
+            }
+            let exp = digits_from(at);
+            if exp == 0 {
+                return Err(GiveUp);
+            }
+            at += exp;
+        }
+        self.pos = at;
+        Ok(())
+    }
+
+    /// Reads an object (or `null`, giving `false`), calling `member` with each member's name as
+    /// written (escapes and all), its name unescaped, and the reader at its value, which
+    /// `member` must consume.
+    pub(crate) fn object(
+        &mut self,
+        mut member: impl FnMut(&mut Self, &'a str, Cow<'a, str>) -> Step<()>,
+    ) -> Step<bool> {
+        if self.null()? {
+            return Ok(false);
+        }
+        self.eat(b'{')?;
+        if self.peek()? == b'}' {
+            self.pos += 1;
+            return Ok(true);
+        }
+        loop {
+            let (raw, escaped) = self.raw_string()?;
+            let name = if escaped {
+                Cow::Owned(unescape(raw)?)
+            } else {
+                Cow::Borrowed(raw)
+            };
+            self.eat(b':')?;
+            member(self, raw, name)?;
+            match self.peek()? {
+                b',' => self.pos += 1,
+                b'}' => {
+                    self.pos += 1;
+                    return Ok(true);
+                }
+                _ => return Err(GiveUp),
+            }
+        }
+    }
+}
+
+/// The position of the first `"` or `\\` in `bytes` from `at` on. Eight bytes at a time in a
+/// word: most strings in an event are short, and `memchr`'s set-up cost more than the search.
+fn quote_or_backslash(bytes: &[u8], mut at: usize) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    while let Some(chunk) = bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+        let word = u64::from_le_bytes(*chunk);
+        let quotes = word ^ (ONES * u64::from(b'"'));
+        let backslashes = word ^ (ONES * u64::from(b'\\'));
+        // A byte of `x` is zero exactly where the high bit of `(x - ONES) & !x` is set at the
+        // lowest such byte (higher ones may be false alarms, and are not looked at).
+        let hits = ((quotes.wrapping_sub(ONES) & !quotes)
+            | (backslashes.wrapping_sub(ONES) & !backslashes))
+            & HIGHS;
+        if hits != 0 {
+            return Some(at + (hits.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    bytes
+        .get(at..)?
+        .iter()
+        .position(|b| *b == b'"' || *b == b'\\')
+        .map(|i| at + i)
+}
+
+/// Marks a member of a typed struct as read; a second one gives up (serde_json reports a
+/// duplicate field there).
+pub(crate) fn first(seen: &mut bool) -> Step<()> {
+    if std::mem::replace(seen, true) {
+        Err(GiveUp)
+    } else {
+        Ok(())
+    }
+}
+
+/// The text of a string (between its quotes, escapes checked for form) with its escapes
+/// decoded. A `\u` escape of a UTF-16 surrogate must be half of a pair, as serde_json demands.
+fn unescape(raw: &str) -> Step<String> {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let escape = rest.as_bytes().get(at + 1).copied().ok_or(GiveUp)?;
+        // Both bytes are ASCII, so the slice stays on a character boundary.
+        rest = &rest[at + 2..];
+        let c = match escape {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let high = hex4(rest)?;
+                rest = &rest[4..];
+                match high {
+                    0xD800..=0xDBFF => {
+                        let low = rest.strip_prefix("\\u").map(hex4).ok_or(GiveUp)??;
+                        if !(0xDC00..=0xDFFF).contains(&low) {
+                            return Err(GiveUp);
+                        }
+                        rest = &rest[6..];
+                        char::from_u32(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
+                            .ok_or(GiveUp)?
+                    }
+                    0xDC00..=0xDFFF => return Err(GiveUp),
+                    c => char::from_u32(c).ok_or(GiveUp)?,
+                }
+            }
+            _ => return Err(GiveUp),
+        };
+        out.push(c);
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn hex4(s: &str) -> Step<u32> {
+    let digits = s.get(..4).ok_or(GiveUp)?;
+    if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(GiveUp);
+    }
+    u32::from_str_radix(digits, 16).map_err(|_| GiveUp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::de::IgnoredAny;
+
+    /// Whether serde_json accepts `text` as one value.
+    fn serde_accepts(text: &str) -> bool {
+        serde_json::from_str::<IgnoredAny>(text).is_ok()
+    }
+
+    fn skips(text: &str) -> bool {
+        let mut r = JsonReader::new(text);
+        r.skip_value().is_ok() && r.end().is_ok()
+    }
+
+    #[test]
+    fn skipping_accepts_only_what_serde_json_accepts() {
+        let cases = [
+            r#"{"a":[1,-2.5e+3,0,true,false,null,"x\"y\\z\u00e9"],"b":{}}"#,
+            r#"[]"#,
+            r#"{ "a" : [ 1 , 2 ] , "b" : { "c" : null } }"#,
+            r#""\ud800""#,
+            r#"-0"#,
+            r#"0.5E-7"#,
+            r#"{"a":1,}"#,
+            r#"[1,]"#,
+            r#"[1 2]"#,
+            r#"{"a" 1}"#,
+            r#"{a:1}"#,
+            r#"01"#,
+            r#"1."#,
+            r#".5"#,
+            r#"1e"#,
+            r#"1e+"#,
+            r#"-"#,
+            r#"+1"#,
+            r#"tru"#,
+            r#"nul"#,
+            r#"truex"#,
+            r#""\x""#,
+            r#""\u12G4""#,
+            r#""\u12""#,
+            r#""unterminated"#,
+            r#"{"a":1"#,
+            r#"[[[]]"#,
+            r#"{"a":1}}"#,
+            r#"NaN"#,
+            r#"'a'"#,
+            "",
+            " ",
+        ];
+        for text in cases {
+            if skips(text) {
+                assert!(
+                    serde_accepts(text),
+                    "accepted what serde_json rejects: {text}"
+                );
+            }
+        }
+        // And it does accept the well-formed ones.
+        for text in [cases[0], cases[1], cases[2], cases[3], cases[4], cases[5]] {
+            assert!(skips(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn every_cut_of_a_record_is_rejected_or_agrees_with_serde_json() {
+        let record = r#"{"kind":"Event","user":{"username":"a\"b","groups":["x","y"]},"n":[1.5,{"k":null}],"s":"\ud83d\ude00"}"#;
+        assert!(skips(record));
+        for cut in 0..record.len() {
+            if record.is_char_boundary(cut) && skips(&record[..cut]) {
+                assert!(serde_accepts(&record[..cut]), "{}", &record[..cut]);
+            }
+        }
+    }
+
+    #[test]
+    fn nesting_past_the_limit_gives_up() {
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        assert!(!skips(&deep));
+        let fine = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(skips(&fine));
+    }
+
+    #[test]
+    fn strings_decode_as_serde_json_decodes_them() {
+        for literal in [
+            r#""""#,
+            r#""plain""#,
+            r#""a\"b\\c\/d\be\ff\ng\rh\ti""#,
+            r#""caf\u00e9 \u4e2d \ud83d\ude00""#,
+            r#""raw: é 中 😀""#,
+        ] {
+            let expected: String = serde_json::from_str(literal).expect("valid");
+            let got = JsonReader::new(literal).string().expect("read");
+            assert_eq!(got, expected, "{literal}");
+            assert_eq!(matches!(got, Cow::Borrowed(_)), !literal.contains('\\'));
+        }
+        // serde_json refuses these as text; the reader gives up on them.
+        for literal in [
+            r#""\ud83d""#,
+            r#""\ude00""#,
+            r#""\ud83d\u0041""#,
+            r#""\ud83dx""#,
+        ] {
+            assert!(
+                serde_json::from_str::<String>(literal).is_err(),
+                "{literal}"
+            );
+            assert_eq!(JsonReader::new(literal).string(), Err(GiveUp), "{literal}");
+        }
+    }
+
+    #[test]
+    fn counts_are_plain_integers_only() {
+        let count = |t: &str| JsonReader::new(t).opt_count();
+        assert_eq!(count("200"), Ok(Some(200)));
+        assert_eq!(count("0"), Ok(Some(0)));
+        assert_eq!(count("null"), Ok(None));
+        assert_eq!(count("2147483647"), Ok(Some(i32::MAX)));
+        for odd in [
+            "2147483648",
+            "-1",
+            "200.0",
+            "2e2",
+            "020",
+            "\"200\"",
+            "99999999999",
+        ] {
+            assert_eq!(count(odd), Err(GiveUp), "{odd}");
+        }
+    }
+
+    #[test]
+    fn control_bytes_are_found_anywhere() {
+        assert!(!has_control_bytes(&"x".repeat(200)));
+        for at in [0, 63, 64, 199] {
+            let mut text = "x".repeat(200).into_bytes();
+            text[at] = b'\t';
+            let text = String::from_utf8(text).expect("ascii");
+            assert!(has_control_bytes(&text), "at {at}");
+        }
+    }
+
+    #[test]
+    fn objects_give_names_as_written_and_unescaped() {
+        let mut seen = Vec::new();
+        let mut r = JsonReader::new(r#"{"a":1,"b\u0063":"x"}"#);
+        let read = r.object(|r, raw, name| {
+            seen.push((raw.to_string(), name.into_owned()));
+            r.skip_value()
+        });
+        assert_eq!(read, Ok(true));
+        assert_eq!(
+            seen,
+            vec![
+                ("a".to_string(), "a".to_string()),
+                ("b\\u0063".to_string(), "bc".to_string())
+            ]
+        );
+        assert_eq!(JsonReader::new("null").object(|_, _, _| Ok(())), Ok(false));
+    }
+
+    #[test]
+    fn quotes_and_backslashes_are_found_at_any_offset() {
+        for len in 0..40 {
+            for at in 0..len {
+                for target in [b'"', b'\\'] {
+                    let mut text = vec![b'a'; len];
+                    // Bytes that differ from the targets by one bit, or are above 0x80.
+                    for (i, b) in text.iter_mut().enumerate() {
+                        *b = [b'#', b']', b'!', 0xC3, b'a'][i % 5];
+                    }
+                    text[at] = target;
+                    for from in 0..=at {
+                        assert_eq!(
+                            quote_or_backslash(&text, from),
+                            Some(at),
+                            "{len} {at} {from}"
+                        );
+                    }
+                    assert_eq!(quote_or_backslash(&text, at + 1), None);
+                }
+            }
+            let plain = vec![b'x'; len];
+            assert_eq!(quote_or_backslash(&plain, 0), None);
+        }
+        // A later target after the first is not reported first.
+        assert_eq!(quote_or_backslash(b"abc\\\"defghij\"", 0), Some(3));
+    }
+
+    #[test]
+    fn a_member_is_read_once() {
+        let mut seen = false;
+        assert_eq!(first(&mut seen), Ok(()));
+        assert_eq!(first(&mut seen), Err(GiveUp));
+    }
+}
