@@ -5,6 +5,7 @@
 //! column needs are skipped, and the request/response objects are kept as raw JSON text.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -16,7 +17,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use super::json_reader::{GiveUp, JsonReader, Step, first, has_control_bytes};
+use super::json_reader::{GiveUp, JsonReader, Member, Step, first, has_control_bytes};
 
 /// The union of the top-level fields of every shape audithound reads: a native Event, an
 /// EventList, an AKS record or Event Hub batch, a GKE LogEntry, a CloudWatch Logs envelope or an
@@ -189,55 +190,210 @@ impl<'a> Envelope<'a> {
     /// The envelope as the serde visitor above reads it, member for member.
     fn read(r: &mut JsonReader<'a>) -> Step<Envelope<'a>> {
         let mut env = Envelope::default();
-        let is_object = r.object(|r, _, key| {
-            match key.as_ref() {
-                "kind" => env.kind = r.opt_string()?,
-                "level" => env.level = r.opt_string()?,
-                "auditID" => env.audit_id = r.opt_string()?,
-                "stage" => env.stage = r.opt_string()?,
-                "requestURI" => env.request_uri = r.opt_string()?,
-                "verb" => env.verb = r.opt_string()?,
-                "user" => env.user = UserInfo::read(r)?,
-                "impersonatedUser" => env.impersonated_user = UserInfo::read(r)?,
-                "sourceIPs" => env.source_ips = r.opt_strings()?,
-                "userAgent" => env.user_agent = r.opt_string()?,
-                "objectRef" => env.object_ref = ObjectRef::read(r)?,
-                "responseStatus" => env.response_status = ResponseStatus::read(r)?,
-                "requestObject" => env.request_object = r.opt_raw()?,
-                "responseObject" => env.response_object = r.opt_raw()?,
-                "requestReceivedTimestamp" => env.request_received_timestamp = r.opt_string()?,
-                "stageTimestamp" => env.stage_timestamp = r.opt_string()?,
-                "timestamp" => env.timestamp = r.opt_raw()?,
-                "metadata" => env.metadata = EventMetadata::read(r)?,
-                "annotations" => {
-                    let (raw, known) = KnownAnnotations::read(r)?;
-                    env.annotations = raw;
-                    env.known_annotations = known;
+        // Where in the apiserver's order of members the next one is expected.
+        let next = Cell::new(0usize);
+        let is_object = r.object_predicting(
+            |ahead| {
+                // The next member in order, or one of the two after it (optional members such as
+                // `impersonatedUser` or `requestObject` are often left out).
+                let from = next.get();
+                EVENT_ORDER.get(from..)?.iter().take(3).find_map(|field| {
+                    let quoted = field.quoted_name()?;
+                    ahead.starts_with(quoted).then_some((*field, quoted.len()))
+                })
+            },
+            |r, member| {
+                let field = match member {
+                    Member::Known(field) => field,
+                    Member::Named(_, name) => match Field::named(&name) {
+                        Some(field) => field,
+                        None => {
+                            let value = r.raw()?;
+                            env.unknown.push((name, value));
+                            return Ok(());
+                        }
+                    },
+                };
+                if let Some(at) = EVENT_ORDER.iter().position(|f| *f == field) {
+                    next.set(at + 1);
                 }
-                "items" => env.items = r.opt_raw()?,
-                "records" => env.records = r.opt_raw()?,
-                "properties" => env.properties = r.opt_raw()?,
-                "category" => env.category = r.opt_string()?,
-                "resourceId" | "resourceID" => env.resource_id = r.opt_string()?,
-                "protoPayload" => env.proto_payload = r.opt_raw()?,
-                "resource" => env.resource = r.opt_raw()?,
-                "labels" => env.labels = r.opt_raw()?,
-                "operation" => env.operation = r.opt_raw()?,
-                "insertId" => env.insert_id = r.opt_string()?,
-                "messageType" => env.message_type = r.opt_string()?,
-                "logGroup" => env.log_group = r.opt_string()?,
-                "logEvents" => env.log_events = r.opt_raw()?,
-                "message" => env.message = r.opt_raw()?,
-                "apiVersion" => r.skip_value()?,
-                _ => {
-                    let value = r.raw()?;
-                    env.unknown.push((key, value));
+                match field {
+                    Field::Kind => env.kind = r.opt_string()?,
+                    Field::ApiVersion => r.skip_value()?,
+                    Field::Level => env.level = r.opt_string()?,
+                    Field::AuditId => env.audit_id = r.opt_string()?,
+                    Field::Stage => env.stage = r.opt_string()?,
+                    Field::RequestUri => env.request_uri = r.opt_string()?,
+                    Field::Verb => env.verb = r.opt_string()?,
+                    Field::User => env.user = UserInfo::read(r)?,
+                    Field::ImpersonatedUser => env.impersonated_user = UserInfo::read(r)?,
+                    Field::SourceIps => env.source_ips = r.opt_strings()?,
+                    Field::UserAgent => env.user_agent = r.opt_string()?,
+                    Field::ObjectRef => env.object_ref = ObjectRef::read(r)?,
+                    Field::ResponseStatus => env.response_status = ResponseStatus::read(r)?,
+                    Field::RequestObject => env.request_object = r.opt_raw()?,
+                    Field::ResponseObject => env.response_object = r.opt_raw()?,
+                    Field::RequestReceivedTimestamp => {
+                        env.request_received_timestamp = r.opt_string()?
+                    }
+                    Field::StageTimestamp => env.stage_timestamp = r.opt_string()?,
+                    Field::Annotations => {
+                        let (raw, known) = KnownAnnotations::read(r)?;
+                        env.annotations = raw;
+                        env.known_annotations = known;
+                    }
+                    Field::Timestamp => env.timestamp = r.opt_raw()?,
+                    Field::Metadata => env.metadata = EventMetadata::read(r)?,
+                    Field::Items => env.items = r.opt_raw()?,
+                    Field::Records => env.records = r.opt_raw()?,
+                    Field::Properties => env.properties = r.opt_raw()?,
+                    Field::Category => env.category = r.opt_string()?,
+                    Field::ResourceId => env.resource_id = r.opt_string()?,
+                    Field::ProtoPayload => env.proto_payload = r.opt_raw()?,
+                    Field::Resource => env.resource = r.opt_raw()?,
+                    Field::Labels => env.labels = r.opt_raw()?,
+                    Field::Operation => env.operation = r.opt_raw()?,
+                    Field::InsertId => env.insert_id = r.opt_string()?,
+                    Field::MessageType => env.message_type = r.opt_string()?,
+                    Field::LogGroup => env.log_group = r.opt_string()?,
+                    Field::LogEvents => env.log_events = r.opt_raw()?,
+                    Field::Message => env.message = r.opt_raw()?,
                 }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
         // A top-level `null` is not an object: serde_json says what it is.
         if is_object { Ok(env) } else { Err(GiveUp) }
+    }
+}
+
+/// The top-level members that [`Envelope`] reads (the same names as its serde visitor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Kind,
+    ApiVersion,
+    Level,
+    AuditId,
+    Stage,
+    RequestUri,
+    Verb,
+    User,
+    ImpersonatedUser,
+    SourceIps,
+    UserAgent,
+    ObjectRef,
+    ResponseStatus,
+    RequestObject,
+    ResponseObject,
+    RequestReceivedTimestamp,
+    StageTimestamp,
+    Annotations,
+    Timestamp,
+    Metadata,
+    Items,
+    Records,
+    Properties,
+    Category,
+    ResourceId,
+    ProtoPayload,
+    Resource,
+    Labels,
+    Operation,
+    InsertId,
+    MessageType,
+    LogGroup,
+    LogEvents,
+    Message,
+}
+
+/// The members of an Event in the order the apiserver writes them (its Go struct's order).
+const EVENT_ORDER: [Field; 18] = [
+    Field::Kind,
+    Field::ApiVersion,
+    Field::Level,
+    Field::AuditId,
+    Field::Stage,
+    Field::RequestUri,
+    Field::Verb,
+    Field::User,
+    Field::ImpersonatedUser,
+    Field::SourceIps,
+    Field::UserAgent,
+    Field::ObjectRef,
+    Field::ResponseStatus,
+    Field::RequestObject,
+    Field::ResponseObject,
+    Field::RequestReceivedTimestamp,
+    Field::StageTimestamp,
+    Field::Annotations,
+];
+
+impl Field {
+    /// The member of this name (after unescaping), if the envelope reads it.
+    fn named(name: &str) -> Option<Field> {
+        Some(match name {
+            "kind" => Field::Kind,
+            "apiVersion" => Field::ApiVersion,
+            "level" => Field::Level,
+            "auditID" => Field::AuditId,
+            "stage" => Field::Stage,
+            "requestURI" => Field::RequestUri,
+            "verb" => Field::Verb,
+            "user" => Field::User,
+            "impersonatedUser" => Field::ImpersonatedUser,
+            "sourceIPs" => Field::SourceIps,
+            "userAgent" => Field::UserAgent,
+            "objectRef" => Field::ObjectRef,
+            "responseStatus" => Field::ResponseStatus,
+            "requestObject" => Field::RequestObject,
+            "responseObject" => Field::ResponseObject,
+            "requestReceivedTimestamp" => Field::RequestReceivedTimestamp,
+            "stageTimestamp" => Field::StageTimestamp,
+            "annotations" => Field::Annotations,
+            "timestamp" => Field::Timestamp,
+            "metadata" => Field::Metadata,
+            "items" => Field::Items,
+            "records" => Field::Records,
+            "properties" => Field::Properties,
+            "category" => Field::Category,
+            "resourceId" | "resourceID" => Field::ResourceId,
+            "protoPayload" => Field::ProtoPayload,
+            "resource" => Field::Resource,
+            "labels" => Field::Labels,
+            "operation" => Field::Operation,
+            "insertId" => Field::InsertId,
+            "messageType" => Field::MessageType,
+            "logGroup" => Field::LogGroup,
+            "logEvents" => Field::LogEvents,
+            "message" => Field::Message,
+            _ => return None,
+        })
+    }
+
+    /// The name in quotes with its colon, as the apiserver writes it, for the members of
+    /// [`EVENT_ORDER`].
+    fn quoted_name(self) -> Option<&'static [u8]> {
+        Some(match self {
+            Field::Kind => b"\"kind\":",
+            Field::ApiVersion => b"\"apiVersion\":",
+            Field::Level => b"\"level\":",
+            Field::AuditId => b"\"auditID\":",
+            Field::Stage => b"\"stage\":",
+            Field::RequestUri => b"\"requestURI\":",
+            Field::Verb => b"\"verb\":",
+            Field::User => b"\"user\":",
+            Field::ImpersonatedUser => b"\"impersonatedUser\":",
+            Field::SourceIps => b"\"sourceIPs\":",
+            Field::UserAgent => b"\"userAgent\":",
+            Field::ObjectRef => b"\"objectRef\":",
+            Field::ResponseStatus => b"\"responseStatus\":",
+            Field::RequestObject => b"\"requestObject\":",
+            Field::ResponseObject => b"\"responseObject\":",
+            Field::RequestReceivedTimestamp => b"\"requestReceivedTimestamp\":",
+            Field::StageTimestamp => b"\"stageTimestamp\":",
+            Field::Annotations => b"\"annotations\":",
+            _ => return None,
+        })
     }
 }
 
@@ -609,6 +765,46 @@ mod tests {
             );
         }
         true
+    }
+
+    #[test]
+    fn predicted_names_are_the_names_the_envelope_reads() {
+        for field in EVENT_ORDER {
+            let quoted = field.quoted_name().expect("every member in order has one");
+            let name = std::str::from_utf8(quoted)
+                .expect("ascii")
+                .strip_prefix('"')
+                .and_then(|n| n.strip_suffix("\":"))
+                .expect("quoted with a colon");
+            assert_eq!(Field::named(name), Some(field), "{name}");
+        }
+    }
+
+    #[test]
+    fn members_in_any_order_or_spelling_read_as_serde_json_reads_them() {
+        let records = [
+            // The apiserver's order, with optional members left out.
+            r#"{"kind":"Event","level":"Metadata","auditID":"a","verb":"get","annotations":{"authorization.k8s.io/decision":"allow"}}"#,
+            // Reversed, with spaces before colons and an escaped name.
+            r#"{"annotations" :{},"stageTimestamp":"2024-01-01T00:00:00Z","ver\u0062":"list","kind" : "Event"}"#,
+            // A prediction that matches a prefix of a longer name is not taken for it.
+            r#"{"kind":"Event","level":"Request","levelx":"unknown","auditID":"b","auditIDs":[1]}"#,
+            // Repeated members: the last one wins, as in the serde visitor.
+            r#"{"kind":"Event","verb":"get","verb":"delete","user":{"username":"a"},"user":null}"#,
+            // A member written twice inside a typed struct: both readers refuse it.
+            r#"{"kind":"Event","user":{"username":"a","username":"b"}}"#,
+        ];
+        for record in records {
+            assert_reads_agree(record);
+        }
+        assert!(assert_reads_agree(records[2]));
+        let mut reader = JsonReader::new(records[2]);
+        let env = Envelope::read(&mut reader).expect("read");
+        assert_eq!(
+            env.unknown.len(),
+            2,
+            "levelx and auditIDs are not level and auditID"
+        );
     }
 
     #[test]
