@@ -73,6 +73,34 @@ impl<'a> JsonReader<'a> {
         }
     }
 
+    /// Consumes a container's opening byte and, when `close` follows at once, that too: whether
+    /// an item follows.
+    fn open(&mut self, open: u8, close: u8) -> Step<bool> {
+        self.eat(open)?;
+        if self.peek()? == close {
+            self.pos += 1;
+            Ok(false)
+        } else {
+            Ok(true)
+        }
+    }
+
+    /// After an item of a container that `close` ends: consumes the comma (another item
+    /// follows) or the close (none does).
+    fn next_item(&mut self, close: u8) -> Step<bool> {
+        match self.peek()? {
+            b',' => {
+                self.pos += 1;
+                Ok(true)
+            }
+            b if b == close => {
+                self.pos += 1;
+                Ok(false)
+            }
+            _ => Err(GiveUp),
+        }
+    }
+
     /// Succeeds when only spaces are left.
     pub(crate) fn end(&mut self) -> Step<()> {
         match self.peek() {
@@ -137,23 +165,13 @@ impl<'a> JsonReader<'a> {
         if self.null()? {
             return Ok(None);
         }
-        self.eat(b'[')?;
         let mut items = Vec::new();
-        if self.peek()? == b']' {
-            self.pos += 1;
-            return Ok(Some(items));
-        }
-        loop {
+        let mut more = self.open(b'[', b']')?;
+        while more {
             items.push(self.string()?);
-            match self.peek()? {
-                b',' => self.pos += 1,
-                b']' => {
-                    self.pos += 1;
-                    return Ok(Some(items));
-                }
-                _ => return Err(GiveUp),
-            }
+            more = self.next_item(b']')?;
         }
+        Ok(Some(items))
     }
 
     /// A non-negative integer that fits an `i32`, or `null` (anything else: give up).
@@ -234,43 +252,21 @@ impl<'a> JsonReader<'a> {
                 if depth >= MAX_DEPTH {
                     return Err(GiveUp);
                 }
-                self.pos += 1;
-                if self.peek()? == b'}' {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                loop {
+                let mut more = self.open(b'{', b'}')?;
+                while more {
                     self.pos = member_name_end(bytes, spaces(bytes, self.pos))?;
                     self.skip(depth + 1)?;
-                    match self.peek()? {
-                        b',' => self.pos += 1,
-                        b'}' => {
-                            self.pos += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(GiveUp),
-                    }
+                    more = self.next_item(b'}')?;
                 }
             }
             b'[' => {
                 if depth >= MAX_DEPTH {
                     return Err(GiveUp);
                 }
-                self.pos += 1;
-                if self.peek()? == b']' {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                loop {
+                let mut more = self.open(b'[', b']')?;
+                while more {
                     self.skip(depth + 1)?;
-                    match self.peek()? {
-                        b',' => self.pos += 1,
-                        b']' => {
-                            self.pos += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(GiveUp),
-                    }
+                    more = self.next_item(b']')?;
                 }
             }
             b't' => self.literal(b"true")?,
@@ -310,12 +306,8 @@ impl<'a> JsonReader<'a> {
         if self.null()? {
             return Ok(false);
         }
-        self.eat(b'{')?;
-        if self.peek()? == b'}' {
-            self.pos += 1;
-            return Ok(true);
-        }
-        loop {
+        let mut more = self.open(b'{', b'}')?;
+        while more {
             self.peek()?;
             if let Some((id, used)) = predict(&self.bytes()[self.pos..]) {
                 self.pos += used;
@@ -330,15 +322,9 @@ impl<'a> JsonReader<'a> {
                 self.eat(b':')?;
                 member(self, Member::Named(raw, name))?;
             }
-            match self.peek()? {
-                b',' => self.pos += 1,
-                b'}' => {
-                    self.pos += 1;
-                    return Ok(true);
-                }
-                _ => return Err(GiveUp),
-            }
+            more = self.next_item(b'}')?;
         }
+        Ok(true)
     }
 }
 
