@@ -58,6 +58,14 @@ pub struct QueryArgs {
     cluster: Option<String>,
 }
 
+/// The audit columns that `sql` names (`None`: it may read them all).
+fn audit_columns_named(sql: &str) -> Option<std::collections::BTreeSet<String>> {
+    let schema = TableKind::Audit.schema();
+    let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    audithound_analytics::reads::columns_named(sql, &columns)
+        .map(|named| named.into_iter().map(str::to_string).collect())
+}
+
 /// Runs a query and prints the result.
 pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let limits = QueryLimits {
@@ -85,6 +93,8 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         let options = ReadOptions {
             decode: DecodeOptions {
                 cluster: args.cluster.clone(),
+                // Only the columns the query names are filled: the others cannot show.
+                audit_columns: audit_columns_named(&args.sql),
                 ..Default::default()
             },
             ..Default::default()

@@ -1,6 +1,6 @@
 //! `audithound scan`: captured logs in, findings out.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
@@ -8,13 +8,13 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use audithound_analytics::{EngineError, RuleEngine, RuleError, RulePack};
+use audithound_analytics::{EngineError, RuleEngine, RuleError, RulePack, reads};
 use audithound_ingest::DecodeOptions;
 use audithound_ingest::input::expand_paths;
 use audithound_ingest::reader::{
     BadRecord, DecodedBatch, ReadError, ReadOptions, read_audit_inputs,
 };
-use audithound_models::{Catalog, Finding, Severity};
+use audithound_models::{Catalog, Finding, Severity, TableKind};
 use clap::Args;
 
 use crate::Format;
@@ -81,8 +81,15 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let inputs = expand_paths(&args.paths)?;
     let total_bytes: u64 = inputs.iter().filter_map(|i| i.size_hint()).sum();
     let progress = progress_bar(total_bytes);
+    // Only the columns that some rule names are decoded; findings show nothing else.
+    let audit_columns = reads::pack_columns(&pack, &config.rules, TableKind::Audit);
+    tracing::debug!(
+        columns = ?audit_columns,
+        "audit columns decoded (None: all)"
+    );
     let mut options = ReadOptions {
         decode: DecodeOptions {
+            audit_columns: audit_columns.clone(),
             cluster: args.cluster.clone().or(config.cluster.clone()),
             max_event_bytes: args
                 .max_event_bytes
@@ -128,7 +135,8 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
             match item {
                 DecodedBatch::Batch(table, batch) => {
                     let batch = directory.enrich(table, batch);
-                    let outcome = ready(&mut compiling, &mut engine)?.process(table, &batch);
+                    let outcome = ready(&mut compiling, &mut engine, audit_columns.as_ref())?
+                        .process(table, &batch);
                     for e in &outcome.errors {
                         engine_errors += 1;
                         tracing::error!("{e}");
@@ -161,7 +169,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         Err(ReadError::Input(e)) => return Err(e.into()),
         Err(ReadError::Sink(e)) => return Err(e),
     };
-    let engine = ready(&mut compiling, &mut engine)?;
+    let engine = ready(&mut compiling, &mut engine, audit_columns.as_ref())?;
     for cost in engine.rule_costs() {
         tracing::debug!(
             rule = %cost.rule_id,
@@ -268,9 +276,12 @@ fn compile_rules(
 
 /// The rule engine, once its compilation (started on another thread) has finished; an error
 /// naming every rule that did not compile.
+/// `decoded` is the set of audit columns the decoder fills, if not all: a rule that reads
+/// another one stops the scan rather than miss what that column holds.
 fn ready<'a>(
     compiling: &mut Option<Compiling>,
     engine: &'a mut Option<RuleEngine>,
+    decoded: Option<&BTreeSet<String>>,
 ) -> anyhow::Result<&'a mut RuleEngine> {
     if let Some(handle) = compiling.take() {
         let waiting = Instant::now();
@@ -286,6 +297,13 @@ fn ready<'a>(
             return Err(rule_errors(
                 errors.iter().map(ToString::to_string).collect(),
             ));
+        }
+        if let Some((rule, column)) =
+            decoded.and_then(|d| compiled.column_missing_from(TableKind::Audit, d))
+        {
+            anyhow::bail!(
+                "rule `{rule}` reads column `{column}` without naming it, which the scan did not decode (a bug: please report it with the rule)"
+            );
         }
         *engine = Some(compiled);
     }

@@ -270,6 +270,8 @@ pub fn run_pipeline(
     let decode_options = DecodeOptions {
         cluster: settings.config.cluster.clone(),
         max_event_bytes: settings.config.max_event_bytes.unwrap_or(1 << 20),
+        // The capture store keeps every column for forensics.
+        audit_columns: None,
     };
     let (tx, rx) = sync_channel::<Work>(QUEUE_DEPTH);
     let reader_stop = Arc::clone(&stop);

@@ -324,6 +324,58 @@ fn user_rules_extend_and_override_the_pack_and_min_severity_filters() {
 }
 
 #[test]
+fn user_rules_see_the_columns_the_built_in_pack_does_not_read() {
+    // The scan decodes only the columns that some rule names: a user rule that names one that
+    // no built-in rule reads, or reads them all with `*`, still gets its values.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("reason.yaml"),
+        "id: site-exec-reason\ntitle: Exec and its RBAC reason\nseverity: low\ntechniques: [T1609]\nsql: |\n  SELECT ts, audit_id, user_name, reason FROM audit WHERE subresource = 'exec' AND reason IS NOT NULL\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("star.yaml"),
+        "id: site-exec-star\ntitle: Exec, every column\nseverity: low\ntechniques: [T1609]\nsql: |\n  SELECT * FROM audit WHERE subresource = 'exec' AND stage = 'ResponseComplete'\n",
+    )
+    .unwrap();
+    let log = root().join("fixtures/attack/intrusion.log");
+    let out = run(&[
+        "scan",
+        "--rules",
+        dir.path().to_str().unwrap(),
+        log.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let found = findings(&out);
+    let reason = found
+        .iter()
+        .find(|f| f["rule_id"] == "site-exec-reason")
+        .expect("the rule that names `reason` finds the exec");
+    assert!(
+        reason["evidence"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("RBAC: allowed by")),
+        "{reason}"
+    );
+    let star = found
+        .iter()
+        .find(|f| f["rule_id"] == "site-exec-star")
+        .expect("the `SELECT *` rule finds the exec");
+    for column in ["annotations", "reason", "user_agent", "request_uri"] {
+        assert!(
+            star["evidence"][column]
+                .as_str()
+                .is_some_and(|v| !v.is_empty()),
+            "{column}: {star}"
+        );
+    }
+}
+
+#[test]
 fn the_built_in_pack_passes_its_own_tests() {
     let out = run(&["rules", "test"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -523,4 +575,53 @@ fn findings_name_the_cluster_of_managed_cloud_records() {
     let a = ids("east");
     assert_eq!(a, ids("east"));
     assert!(a.iter().all(|id| !ids("west").contains(id)));
+}
+
+#[test]
+fn a_query_over_raw_logs_gets_the_columns_it_names_and_all_of_them_with_a_star() {
+    let log = root().join("fixtures/attack/intrusion.log");
+    let query = |sql: &str| -> Vec<serde_json::Value> {
+        let out = run(&[
+            "query",
+            "--format",
+            "json",
+            sql,
+            "--input",
+            log.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let named = query(
+        "SELECT user_agent, reason FROM audit WHERE subresource = 'exec' AND stage = 'ResponseComplete' ORDER BY ts LIMIT 1",
+    );
+    assert_eq!(named.len(), 1);
+    assert!(
+        named[0]["user_agent"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("kubectl/")),
+        "{named:?}"
+    );
+    assert!(
+        named[0]["reason"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("RBAC")),
+        "{named:?}"
+    );
+    let all = query("SELECT * FROM audit WHERE subresource = 'exec' ORDER BY ts LIMIT 1");
+    assert!(
+        all[0]["annotations"]
+            .as_str()
+            .is_some_and(|v| v.contains("decision")),
+        "{all:?}"
+    );
+    let counted = query("SELECT count(*) AS n, count(reason) AS with_reason FROM audit");
+    assert!(
+        counted[0]["with_reason"].as_i64() > Some(1000),
+        "{counted:?}"
+    );
 }

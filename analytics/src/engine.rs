@@ -9,7 +9,7 @@
 //! in event-time order; a windowed rule is evaluated in time slices of a quarter of its window, so
 //! a batch spanning hours still sees each window as it was.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -118,6 +118,8 @@ struct CompiledRule {
     prescreen: Option<Prescreen>,
     /// Time spent on this rule and how many batches it ran on (after screening).
     cost: RuleCost,
+    /// Names of the columns of `table` that the plan reads (`None`: every column).
+    reads: Option<Vec<String>>,
 }
 
 /// What one rule has cost so far: for finding the rule that slows a scan or a sidecar down.
@@ -153,6 +155,25 @@ pub struct RuleEngine {
     rules: Vec<CompiledRule>,
     dedup: Deduplicator,
     watermark: Option<DateTime<Utc>>,
+}
+
+/// The rule's query with its parameters' values put in: the rule's own, overridden by the
+/// config's, overridden by `overrides`.
+pub(crate) fn rule_sql(
+    rule: &LoadedRule,
+    config: &RuleConfig,
+    overrides: &BTreeMap<String, Vec<String>>,
+) -> Result<String, String> {
+    let mut values = rule.spec.params.clone();
+    for (name, v) in values.iter_mut() {
+        if let Some(c) = config.params.get(name) {
+            *v = c.clone();
+        }
+        if let Some(o) = overrides.get(name) {
+            *v = o.clone();
+        }
+    }
+    params::substitute(&rule.spec.sql, &values)
 }
 
 /// A session for rules: the engine's configuration and functions, and the event tables over
@@ -287,6 +308,26 @@ impl RuleEngine {
         }
     }
 
+    /// The first column of `table` that a rule reads and `decoded` lacks, with the rule's id:
+    /// a decoder that filled only `decoded` would have hidden that column's values from the
+    /// rule. `None` when every rule has what it reads.
+    pub fn column_missing_from(
+        &self,
+        table: TableKind,
+        decoded: &BTreeSet<String>,
+    ) -> Option<(String, String)> {
+        self.rules
+            .iter()
+            .filter(|r| r.table == table)
+            .find_map(|r| {
+                let missing = match &r.reads {
+                    Some(reads) => reads.iter().find(|c| !decoded.contains(*c))?.clone(),
+                    None => "*".to_string(),
+                };
+                Some((r.identity.rule_id.clone(), missing))
+            })
+    }
+
     /// How many rules run.
     pub fn rule_count(&self) -> usize {
         self.rules.len()
@@ -310,16 +351,7 @@ impl RuleEngine {
             rule_id: spec.id.clone(),
             message,
         };
-        let mut values = spec.params.clone();
-        for (name, v) in values.iter_mut() {
-            if let Some(c) = config.params.get(name) {
-                *v = c.clone();
-            }
-            if let Some(o) = overrides.get(name) {
-                *v = o.clone();
-            }
-        }
-        let sql = params::substitute(&spec.sql, &values).map_err(sql_err)?;
+        let sql = rule_sql(rule, config, overrides).map_err(sql_err)?;
 
         // Rules without a window share one session instead of building one each (with its
         // functions and tables); a windowed rule has its own, for its own window table.
@@ -419,6 +451,13 @@ impl RuleEngine {
             .screened
             .get(&table)
             .and_then(|columns| Prescreen::for_plan(&ctx, &logical, table, &scanned, columns));
+        let schema_of_table = table.schema();
+        let reads = prescreen::columns_read(&logical, &scanned).map(|indices| {
+            indices
+                .into_iter()
+                .filter_map(|i| schema_of_table.fields().get(i).map(|f| f.name().clone()))
+                .collect()
+        });
         let mut exceptions = Vec::new();
         for e in &spec.exceptions {
             if !has(&e.column) {
@@ -494,6 +533,7 @@ impl RuleEngine {
                 rule_id: spec.id.clone(),
                 ..RuleCost::default()
             },
+            reads,
         })
     }
 
@@ -873,6 +913,61 @@ mod tests {
             runs(&screened),
             runs(&plain)
         );
+    }
+
+    #[test]
+    fn decoding_only_the_columns_the_pack_names_changes_no_finding() {
+        let catalog = audithound_models::Catalog::embedded();
+        let (pack, errors) = RulePack::assemble(&crate::rules::builtin_sources(), &catalog);
+        assert!(errors.is_empty(), "{errors:?}");
+        let config = RuleConfig::default();
+        let named = crate::reads::pack_columns(&pack, &config, TableKind::Audit)
+            .expect("the built-in pack names the columns it reads");
+        let schema = TableKind::Audit.schema();
+        assert!(
+            named.len() < schema.fields().len(),
+            "some columns are left out: {named:?}"
+        );
+        assert!(
+            !named.contains("reason") && named.contains("verb"),
+            "{named:?}"
+        );
+
+        let (mut narrow, errors) = RuleEngine::new(&pack, &config).expect("engine");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(narrow.column_missing_from(TableKind::Audit, &named), None);
+        let mut without_verb = named.clone();
+        without_verb.remove("verb");
+        assert!(
+            narrow
+                .column_missing_from(TableKind::Audit, &without_verb)
+                .is_some_and(|(_, column)| column == "verb")
+        );
+
+        let bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/attack/intrusion.log"
+        ))
+        .expect("the attack fixture");
+        let decode = |columns: Option<BTreeSet<String>>| {
+            let mut options = audithound_ingest::reader::ReadOptions::default();
+            options.decode.audit_columns = columns;
+            audithound_ingest::reader::decode_audit_bytes(&bytes, &options).0
+        };
+        let narrow_batches = decode(Some(named));
+        let reason = narrow_batches[0]
+            .column_by_name("reason")
+            .expect("the schema keeps every column");
+        assert_eq!(
+            reason.null_count(),
+            reason.len(),
+            "unread columns stay null"
+        );
+        let (mut full, _) = RuleEngine::new(&pack, &config).expect("engine");
+        let a = findings_of(&mut narrow, &narrow_batches);
+        let b = findings_of(&mut full, &decode(None));
+        assert!(a.len() >= 10, "the fixture yields findings: {}", a.len());
+        assert_eq!(a, b);
     }
 
     #[test]

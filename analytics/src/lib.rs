@@ -13,6 +13,7 @@ pub mod forensic;
 pub mod matches;
 pub mod params;
 pub mod prescreen;
+pub mod reads;
 pub mod regex_match;
 pub mod rules;
 pub mod sigma;

@@ -432,10 +432,51 @@ fn number_end(bytes: &[u8], mut at: usize) -> Step<usize> {
     Ok(at)
 }
 
-/// The position of the first `"` or `\\` in `bytes` from `at` on. Eight bytes at a time in a
-/// word: most strings in an event are short, and `memchr`'s set-up cost more than the search.
+/// The position of the first `"` or `\\` in `bytes` from `at` on: sixteen bytes at a time
+/// where SSE2 is sure to be there (every x86-64), then eight at a time in a word. Most strings
+/// in an event are short, and `memchr`'s set-up cost more than the search.
 #[inline]
-fn quote_or_backslash(bytes: &[u8], mut at: usize) -> Option<usize> {
+fn quote_or_backslash(bytes: &[u8], at: usize) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    let at = match quote_or_backslash_sse2(bytes, at) {
+        Ok(found) => return Some(found),
+        Err(rest) => rest,
+    };
+    quote_or_backslash_words(bytes, at)
+}
+
+/// The first `"` or `\\` from `at` on within whole 16-byte blocks (`Ok`), or where the
+/// blocks ended without one (`Err`), fewer than 16 bytes before the end.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn quote_or_backslash_sse2(bytes: &[u8], mut at: usize) -> Result<usize, usize> {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is part of the x86-64 baseline, so these instructions always exist; every
+    // load reads 16 bytes at `at`, and the loop runs only while `at + 16 <= bytes.len()`.
+    unsafe {
+        let quote = _mm_set1_epi8(b'"' as i8);
+        let backslash = _mm_set1_epi8(b'\\' as i8);
+        while at + 16 <= bytes.len() {
+            let block = _mm_loadu_si128(bytes.as_ptr().add(at).cast::<__m128i>());
+            let hits = _mm_or_si128(
+                _mm_cmpeq_epi8(block, quote),
+                _mm_cmpeq_epi8(block, backslash),
+            );
+            let mask = _mm_movemask_epi8(hits) as u32;
+            if mask != 0 {
+                return Ok(at + mask.trailing_zeros() as usize);
+            }
+            at += 16;
+        }
+    }
+    Err(at)
+}
+
+/// [`quote_or_backslash`] eight bytes at a time in a word.
+#[inline]
+fn quote_or_backslash_words(bytes: &[u8], mut at: usize) -> Option<usize> {
     const ONES: u64 = u64::from_le_bytes([1; 8]);
     const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
     while let Some(chunk) = bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
@@ -719,6 +760,16 @@ mod tests {
         }
         // A later target after the first is not reported first.
         assert_eq!(quote_or_backslash(b"abc\\\"defghij\"", 0), Some(3));
+        // The word scanner alone (the whole search where SSE2 is not there, the tail where it
+        // is) finds the same.
+        for len in 0..40 {
+            for at in 0..len {
+                let mut text = vec![b'#'; len];
+                text[at] = b'"';
+                assert_eq!(quote_or_backslash_words(&text, 0), Some(at));
+                assert_eq!(quote_or_backslash_words(&text, at + 1), None);
+            }
+        }
     }
 
     #[test]

@@ -17,12 +17,14 @@ pub mod redact;
 mod row;
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 
 use arrow::record_batch::RecordBatch;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 pub use builder::AuditBatchBuilder;
+use row::Omissions;
 pub use row::{AuditRow, ObjectFacts};
 
 use audithound_models::TableKind;
@@ -42,6 +44,9 @@ pub struct DecodeOptions {
     pub cluster: Option<String>,
     /// Events larger than this many bytes are refused as oversized.
     pub max_event_bytes: usize,
+    /// The columns of the `audit` table to fill, when only some are read (a scan fills what
+    /// its rules read); the others stay null. `None` fills every column.
+    pub audit_columns: Option<BTreeSet<String>>,
 }
 
 impl Default for DecodeOptions {
@@ -49,6 +54,7 @@ impl Default for DecodeOptions {
         DecodeOptions {
             cluster: None,
             max_event_bytes: 1 << 20,
+            audit_columns: None,
         }
     }
 }
@@ -69,6 +75,8 @@ pub struct RecordOutcome {
 pub struct AuditDecoder {
     options: DecodeOptions,
     builder: AuditBatchBuilder,
+    /// Columns left null because nothing reads them.
+    omissions: Omissions,
     dns: TableBuilder,
     flow: TableBuilder,
     /// Header of the Zeek TSV file being read, if any.
@@ -100,6 +108,7 @@ impl AuditDecoder {
     /// A decoder with these options.
     pub fn new(options: DecodeOptions) -> Self {
         AuditDecoder {
+            omissions: Omissions::keeping(options.audit_columns.as_ref()),
             options,
             builder: AuditBatchBuilder::new(),
             dns: TableBuilder::new(TableKind::Dns),
@@ -470,7 +479,8 @@ impl AuditDecoder {
                 limit: self.options.max_event_bytes,
             });
         }
-        let row = native_row(env, cluster.or(self.options.cluster.as_deref()))?;
+        let mut row = native_row(env, cluster.or(self.options.cluster.as_deref()))?;
+        self.omissions.apply(&mut row);
         self.builder.append(&row);
         out.events += 1;
         Ok(())
@@ -655,6 +665,7 @@ impl AuditDecoder {
             p.response.map(RawValue::get),
         );
         row.exec_command = exec_command(&row);
+        self.omissions.apply(&mut row);
         self.builder.append(&row);
         out.events += 1;
         Ok(())

@@ -76,8 +76,8 @@ fn wrong_types_and_non_events_are_errors_not_panics() {
 #[test]
 fn oversized_event_is_refused_with_its_size() {
     let mut d = AuditDecoder::new(DecodeOptions {
-        cluster: None,
         max_event_bytes: 200,
+        ..Default::default()
     });
     let big = format!(
         r#"{{"kind":"Event","auditID":"x","verb":"get","stageTimestamp":"2024-01-01T00:00:00Z","requestURI":"/{}"}}"#,
@@ -141,4 +141,71 @@ fn cluster_names_of_cloud_wrappers() {
         ),
         Some("KUBETEST")
     );
+}
+
+#[test]
+fn columns_that_nothing_reads_are_left_null_and_the_others_filled() {
+    let line = br#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a1","stage":"ResponseComplete","requestURI":"/api/v1/pods","verb":"list","user":{"username":"alice","groups":["dev"]},"sourceIPs":["10.1.2.3","10.0.0.1"],"userAgent":"kubectl/v1.29","objectRef":{"resource":"pods","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":200},"stageTimestamp":"2024-05-01T08:00:00.100642Z","annotations":{"authorization.k8s.io/decision":"allow","authorization.k8s.io/reason":"RBAC: allowed by \"dev\""}}"#;
+    let decode = |columns: Option<&[&str]>| {
+        let mut d = AuditDecoder::new(DecodeOptions {
+            audit_columns: columns.map(|c| c.iter().map(|s| s.to_string()).collect()),
+            ..Default::default()
+        });
+        let out = d.decode(line);
+        assert_eq!(out.events, 1, "{out:?}");
+        let batches = d.flush().expect("flush");
+        batches.into_iter().next().expect("a batch").1
+    };
+    let all = decode(None);
+    let some = decode(Some(&["ts", "verb", "user_name", "source_ip", "decision"]));
+    assert_eq!(all.schema(), some.schema(), "the schema does not change");
+    let text = |b: &RecordBatch, c: &str| {
+        let col = b.column_by_name(c).expect(c);
+        col.is_valid(0)
+            .then(|| col.as_string::<i32>().value(0).to_string())
+    };
+    for kept in ["verb", "user_name", "source_ip", "decision", "cluster"] {
+        assert_eq!(text(&some, kept), text(&all, kept), "{kept} is filled");
+    }
+    assert_eq!(text(&some, "source_ip").as_deref(), Some("10.1.2.3"));
+    for omitted in [
+        "reason",
+        "annotations",
+        "user_agent",
+        "request_uri",
+        "audit_id",
+        "level",
+    ] {
+        assert!(
+            text(&all, omitted).is_some(),
+            "{omitted} is filled when asked for"
+        );
+        assert_eq!(text(&some, omitted), None, "{omitted} is left null");
+    }
+    // The list goes when neither it nor its first element is read; here the first is.
+    assert!(
+        some.column_by_name("source_ips")
+            .expect("source_ips")
+            .is_valid(0)
+    );
+    assert!(
+        !some
+            .column_by_name("request_received_ts")
+            .expect("col")
+            .is_valid(0)
+    );
+    assert!(
+        !some
+            .column_by_name("response_code")
+            .expect("col")
+            .is_valid(0)
+    );
+}
+
+#[test]
+fn every_column_a_decoder_may_omit_is_an_audit_column() {
+    let schema = audithound_models::audit_schema();
+    for name in super::row::clearable_columns() {
+        assert!(schema.field_with_name(name).is_ok(), "{name}");
+    }
 }
