@@ -445,12 +445,12 @@ mod tests {
     fn facts_land_on_their_rows_between_rows_without_facts() {
         let mut b = AuditBatchBuilder::new();
         let with_facts = AuditRow {
-            facts: Some(ObjectFacts {
+            facts: Some(Box::new(ObjectFacts {
                 privileged: Some(true),
                 images: Some(vec!["nginx:1.25".into()]),
                 role_ref_name: Some("cluster-admin".into()),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         };
         for row in [

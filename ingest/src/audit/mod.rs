@@ -702,7 +702,7 @@ fn fill_objects<'a>(row: &mut AuditRow<'a>, request: Option<&'a str>, response: 
             request.or(response)
         };
         if let Some(obj) = source {
-            row.facts = Some(facts::extract(resource, subresource, obj));
+            row.facts = Some(Box::new(facts::extract(resource, subresource, obj)));
         }
     }
     if redact::needs_redaction(resource, subresource) {

@@ -40,8 +40,9 @@ pub struct AuditRow<'a> {
     pub unknown_fields: Option<String>,
     pub request_object: Option<Cow<'a, str>>,
     pub response_object: Option<Cow<'a, str>>,
-    /// Facts of the object, for the resources that have them (pods, workloads, RBAC, ...).
-    pub facts: Option<ObjectFacts>,
+    /// Facts of the object, for the resources that have them (pods, workloads, RBAC, ...);
+    /// boxed, as few events have them and the row is moved for every event.
+    pub facts: Option<Box<ObjectFacts>>,
 }
 
 /// Facts extracted from the request (or response) object, owned because they are assembled
