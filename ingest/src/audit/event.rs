@@ -17,7 +17,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use super::json_reader::{GiveUp, JsonReader, Member, Step, first, has_control_bytes};
+use super::json_reader::{self, GiveUp, JsonReader, Member, Step, first, has_control_bytes};
 
 /// The union of the top-level fields of every shape audithound reads: a native Event, an
 /// EventList, an AKS record or Event Hub batch, a GKE LogEntry, a CloudWatch Logs envelope or an
@@ -199,7 +199,7 @@ impl<'a> Envelope<'a> {
                 let from = next.get();
                 EVENT_ORDER.get(from..)?.iter().take(3).find_map(|field| {
                     let quoted = field.quoted_name()?;
-                    ahead.starts_with(quoted).then_some((*field, quoted.len()))
+                    json_reader::starts_with(ahead, quoted).then_some((*field, quoted.len()))
                 })
             },
             |r, member| {

@@ -336,6 +336,33 @@ pub(crate) enum Member<'a, K> {
     Named(&'a str, Cow<'a, str>),
 }
 
+/// Whether `bytes` starts with `prefix`, compared a word at a time without a call: the names of
+/// members are short, and calling `memcmp` for each cost more than comparing them.
+#[inline]
+pub(crate) fn starts_with(bytes: &[u8], prefix: &[u8]) -> bool {
+    let n = prefix.len();
+    let Some(head) = bytes.get(..n) else {
+        return false;
+    };
+    let word = |s: &[u8], at: usize| s.get(at..).and_then(<[u8]>::first_chunk::<8>).copied();
+    let half = |s: &[u8], at: usize| s.get(at..).and_then(<[u8]>::first_chunk::<4>).copied();
+    match n {
+        0..4 => head.iter().zip(prefix).all(|(a, b)| a == b),
+        4..8 => half(head, 0) == half(prefix, 0) && half(head, n - 4) == half(prefix, n - 4),
+        _ => {
+            let mut at = 0;
+            while at + 8 < n {
+                if word(head, at) != word(prefix, at) {
+                    return false;
+                }
+                at += 8;
+            }
+            // The last (possibly overlapping) word.
+            word(head, n - 8) == word(prefix, n - 8)
+        }
+    }
+}
+
 /// The position after the spaces from `at` on.
 #[inline]
 fn spaces(bytes: &[u8], mut at: usize) -> usize {
@@ -732,6 +759,25 @@ mod tests {
             ]
         );
         assert_eq!(JsonReader::new("null").object(|_, _, _| Ok(())), Ok(false));
+    }
+
+    #[test]
+    fn starts_with_agrees_with_the_slice_method_at_every_length() {
+        let text = b"\"requestReceivedTimestamp\":\"2024\"";
+        for n in 0..=text.len() {
+            let prefix = &text[..n];
+            assert!(starts_with(text, prefix), "{n}");
+            assert!(!starts_with(&text[..n.saturating_sub(1)], prefix) || n == 0);
+            for flip in 0..n {
+                let mut other = text.to_vec();
+                other[flip] ^= 0x20;
+                assert_eq!(
+                    starts_with(&other, prefix),
+                    other.starts_with(prefix),
+                    "{n} {flip}"
+                );
+            }
+        }
     }
 
     #[test]
