@@ -35,7 +35,7 @@ use crate::netlog::zeek::{self, TsvHeader};
 use crate::netlog::{coredns, vpc};
 use crate::table_builder::TableBuilder;
 use crate::time::parse_rfc3339_micros;
-use event::{Envelope, KnownAnnotations, is_null};
+use event::{Envelope, KnownAnnotations, Wanted, is_null};
 
 /// Settings of an audit decoder.
 #[derive(Debug, Clone)]
@@ -77,6 +77,8 @@ pub struct AuditDecoder {
     builder: AuditBatchBuilder,
     /// Columns left null because nothing reads them.
     omissions: Omissions,
+    /// What the envelope reader decodes (less when columns are left out).
+    wanted: Wanted,
     dns: TableBuilder,
     flow: TableBuilder,
     /// Header of the Zeek TSV file being read, if any.
@@ -109,6 +111,12 @@ impl AuditDecoder {
     pub fn new(options: DecodeOptions) -> Self {
         AuditDecoder {
             omissions: Omissions::keeping(options.audit_columns.as_ref()),
+            wanted: Wanted {
+                reason: options
+                    .audit_columns
+                    .as_ref()
+                    .is_none_or(|kept| kept.contains("reason")),
+            },
             options,
             builder: AuditBatchBuilder::new(),
             dns: TableBuilder::new(TableKind::Dns),
@@ -335,7 +343,7 @@ impl AuditDecoder {
         // One UTF-8 check of the whole record is cheaper than serde_json's check of every
         // string in it; a record that is not valid UTF-8 still gets the byte parser's verdict.
         let parsed = match std::str::from_utf8(bytes) {
-            Ok(text) => Envelope::parse(text),
+            Ok(text) => Envelope::parse(text, self.wanted),
             Err(_) => serde_json::from_slice(bytes),
         };
         let env: Envelope<'_> = match parsed {
