@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use audithound_analytics::forensic::{ForensicSession, QueryLimits};
 use audithound_analytics::matches::cell_json;
+use audithound_analytics::reads::table_columns_named;
 use audithound_ingest::input::expand_paths;
 use audithound_ingest::reader::{DecodedBatch, ReadOptions, read_audit_inputs};
 use audithound_ingest::{DecodeOptions, RecordBatch};
@@ -58,14 +59,6 @@ pub struct QueryArgs {
     cluster: Option<String>,
 }
 
-/// The audit columns that `sql` names (`None`: it may read them all).
-fn audit_columns_named(sql: &str) -> Option<std::collections::BTreeSet<String>> {
-    let schema = TableKind::Audit.schema();
-    let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-    audithound_analytics::reads::columns_named(sql, &columns)
-        .map(|named| named.into_iter().map(str::to_string).collect())
-}
-
 /// Runs a query and prints the result.
 pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let limits = QueryLimits {
@@ -94,7 +87,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
             decode: DecodeOptions {
                 cluster: args.cluster.clone(),
                 // Only the columns the query names are filled: the others cannot show.
-                audit_columns: audit_columns_named(&args.sql),
+                audit_columns: table_columns_named(&args.sql, TableKind::Audit),
                 ..Default::default()
             },
             ..Default::default()

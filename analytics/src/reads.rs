@@ -51,16 +51,12 @@ pub fn columns_named<'c>(sql: &str, columns: &[&'c str]) -> Option<BTreeSet<&'c 
     Some(named)
 }
 
-/// The union of `columns_named` over several queries: `None` as soon as one reads everything.
-pub fn columns_named_by_all<'s, 'c>(
-    queries: impl IntoIterator<Item = &'s str>,
-    columns: &[&'c str],
-) -> Option<BTreeSet<&'c str>> {
-    let mut all = BTreeSet::new();
-    for sql in queries {
-        all.extend(columns_named(sql, columns)?);
-    }
-    Some(all)
+/// The columns of `table` that `sql` may read, or `None` when it may read all of them.
+pub fn table_columns_named(sql: &str, table: TableKind) -> Option<BTreeSet<String>> {
+    let schema = table.schema();
+    let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let named = columns_named(sql, &columns)?;
+    Some(named.into_iter().map(str::to_string).collect())
 }
 
 /// The columns of `table` that the rules of `pack` that run under `config` may read, or `None`
@@ -71,17 +67,15 @@ pub fn pack_columns(
     config: &RuleConfig,
     table: TableKind,
 ) -> Option<BTreeSet<String>> {
-    let schema = table.schema();
-    let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-    let mut queries = Vec::new();
+    let mut all = BTreeSet::new();
     for rule in pack.rules() {
         if !rule.spec.enabled || config.disabled.iter().any(|d| d == &rule.spec.id) {
             continue;
         }
-        queries.push(rule_sql(rule, config, &BTreeMap::new()).ok()?);
+        let sql = rule_sql(rule, config, &BTreeMap::new()).ok()?;
+        all.extend(table_columns_named(&sql, table)?);
     }
-    let named = columns_named_by_all(queries.iter().map(String::as_str), &columns)?;
-    Some(named.into_iter().map(str::to_string).collect())
+    Some(all)
 }
 
 #[cfg(test)]
@@ -133,14 +127,42 @@ mod tests {
         );
     }
 
+    fn pack_with(user_rules: &[(&str, &str)]) -> RulePack {
+        let mut sources = crate::rules::builtin_sources();
+        for (id, sql) in user_rules {
+            sources.push(crate::rules::RuleSource {
+                origin: format!("{id}.yaml"),
+                text: format!(
+                    "id: {id}\ntitle: t\nseverity: low\ntechniques: [T1609]\nsql: |\n  {sql}\n"
+                ),
+                base_dir: None,
+            });
+        }
+        let (pack, errors) = RulePack::assemble(&sources, &audithound_models::Catalog::embedded());
+        assert!(errors.is_empty(), "{errors:?}");
+        pack
+    }
+
     #[test]
-    fn a_union_is_none_when_any_query_reads_everything() {
-        let some =
-            columns_named_by_all(["SELECT ts FROM audit", "SELECT verb FROM audit"], COLUMNS);
-        assert_eq!(some.map(|s| s.len()), Some(2));
+    fn a_pack_reads_what_any_running_rule_names_and_everything_if_one_reads_all() {
+        let config = RuleConfig::default();
+        let builtin = pack_columns(&pack_with(&[]), &config, TableKind::Audit).expect("named");
+        assert!(!builtin.contains("reason"), "{builtin:?}");
+
+        let naming = pack_with(&[("site-reason", "SELECT ts, reason FROM audit")]);
+        let with_reason = pack_columns(&naming, &config, TableKind::Audit).expect("named");
+        assert!(with_reason.contains("reason") && with_reason.is_superset(&builtin));
+
+        let star = pack_with(&[("site-star", "SELECT * FROM audit")]);
+        assert_eq!(pack_columns(&star, &config, TableKind::Audit), None);
+        // A rule that does not run reads nothing.
+        let disabled = RuleConfig {
+            disabled: vec!["site-star".into()],
+            ..RuleConfig::default()
+        };
         assert_eq!(
-            columns_named_by_all(["SELECT ts FROM audit", "SELECT * FROM audit"], COLUMNS),
-            None
+            pack_columns(&star, &disabled, TableKind::Audit),
+            Some(builtin)
         );
     }
 
