@@ -286,14 +286,27 @@ fn a_rule_file_that_does_not_parse_stops_the_scan_before_any_input_arrives() {
     assert!(stderr.contains("bad.yaml"), "{stderr}");
 }
 
+/// Writes a low-severity rule file `<id>.yaml` into `dir`.
+fn write_rule(dir: &Path, id: &str, title: &str, technique: &str, sql: &str) {
+    std::fs::write(
+        dir.join(format!("{id}.yaml")),
+        format!(
+            "id: {id}\ntitle: {title}\nseverity: low\ntechniques: [{technique}]\nsql: |\n  {sql}\n"
+        ),
+    )
+    .unwrap();
+}
+
 #[test]
 fn user_rules_extend_and_override_the_pack_and_min_severity_filters() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("coredns.yaml"),
-        "id: coredns-config-changed\ntitle: CoreDNS touched (site rule)\nseverity: low\ntechniques: [MS-TA9035]\nsql: |\n  SELECT ts, audit_id, user_name, namespace, name FROM audit WHERE resource = 'configmaps' AND name = 'coredns'\n",
-    )
-    .unwrap();
+    write_rule(
+        dir.path(),
+        "coredns-config-changed",
+        "CoreDNS touched (site rule)",
+        "MS-TA9035",
+        "SELECT ts, audit_id, user_name, namespace, name FROM audit WHERE resource = 'configmaps' AND name = 'coredns'",
+    );
     let log = root().join("fixtures/audit/native/v1beta1.log");
     let out = run(&[
         "scan",
@@ -328,16 +341,20 @@ fn user_rules_see_the_columns_the_built_in_pack_does_not_read() {
     // The scan decodes only the columns that some rule names: a user rule that names one that
     // no built-in rule reads, or reads them all with `*`, still gets its values.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("reason.yaml"),
-        "id: site-exec-reason\ntitle: Exec and its RBAC reason\nseverity: low\ntechniques: [T1609]\nsql: |\n  SELECT ts, audit_id, user_name, reason FROM audit WHERE subresource = 'exec' AND reason IS NOT NULL\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("star.yaml"),
-        "id: site-exec-star\ntitle: Exec, every column\nseverity: low\ntechniques: [T1609]\nsql: |\n  SELECT * FROM audit WHERE subresource = 'exec' AND stage = 'ResponseComplete'\n",
-    )
-    .unwrap();
+    write_rule(
+        dir.path(),
+        "site-exec-reason",
+        "Exec and its RBAC reason",
+        "T1609",
+        "SELECT ts, audit_id, user_name, reason FROM audit WHERE subresource = 'exec' AND reason IS NOT NULL",
+    );
+    write_rule(
+        dir.path(),
+        "site-exec-star",
+        "Exec, every column",
+        "T1609",
+        "SELECT * FROM audit WHERE subresource = 'exec' AND stage = 'ResponseComplete'",
+    );
     let log = root().join("fixtures/attack/intrusion.log");
     let out = run(&[
         "scan",

@@ -839,17 +839,26 @@ mod tests {
         out.into_values().collect()
     }
 
-    #[test]
-    fn prescreening_changes_no_finding_of_the_builtin_pack() {
+    fn builtin_pack() -> RulePack {
         let catalog = audithound_models::Catalog::embedded();
         let (pack, errors) = RulePack::assemble(&crate::rules::builtin_sources(), &catalog);
         assert!(errors.is_empty(), "{errors:?}");
-        let config = RuleConfig::default();
-        let bytes = std::fs::read(concat!(
+        pack
+    }
+
+    fn attack_fixture() -> Vec<u8> {
+        std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../fixtures/attack/intrusion.log"
         ))
-        .expect("the attack fixture");
+        .expect("the attack fixture")
+    }
+
+    #[test]
+    fn prescreening_changes_no_finding_of_the_builtin_pack() {
+        let pack = builtin_pack();
+        let config = RuleConfig::default();
+        let bytes = attack_fixture();
         let options = audithound_ingest::reader::ReadOptions::default();
         let (decoded, _, _) = audithound_ingest::reader::decode_audit_bytes(&bytes, &options);
         // Micro-batches of the size the sidecar closes at low traffic.
@@ -917,9 +926,7 @@ mod tests {
 
     #[test]
     fn decoding_only_the_columns_the_pack_names_changes_no_finding() {
-        let catalog = audithound_models::Catalog::embedded();
-        let (pack, errors) = RulePack::assemble(&crate::rules::builtin_sources(), &catalog);
-        assert!(errors.is_empty(), "{errors:?}");
+        let pack = builtin_pack();
         let config = RuleConfig::default();
         let named = crate::reads::pack_columns(&pack, &config, TableKind::Audit)
             .expect("the built-in pack names the columns it reads");
@@ -944,11 +951,7 @@ mod tests {
                 .is_some_and(|(_, column)| column == "verb")
         );
 
-        let bytes = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../fixtures/attack/intrusion.log"
-        ))
-        .expect("the attack fixture");
+        let bytes = attack_fixture();
         let decode = |columns: Option<BTreeSet<String>>| {
             let mut options = audithound_ingest::reader::ReadOptions::default();
             options.decode.audit_columns = columns;
