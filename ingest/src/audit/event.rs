@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 use std::cell::Cell;
-
+use std::collections::BTreeSet;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::LazyLock;
@@ -184,6 +184,15 @@ pub(crate) struct Wanted {
 impl Default for Wanted {
     fn default() -> Self {
         Wanted { reason: true }
+    }
+}
+
+impl Wanted {
+    /// What to decode when only the audit columns in `kept` are filled; `None` keeps them all.
+    pub(crate) fn keeping(kept: Option<&BTreeSet<String>>) -> Self {
+        Wanted {
+            reason: kept.is_none_or(|kept| kept.contains("reason")),
+        }
     }
 }
 

@@ -111,12 +111,7 @@ impl AuditDecoder {
     pub fn new(options: DecodeOptions) -> Self {
         AuditDecoder {
             omissions: Omissions::keeping(options.audit_columns.as_ref()),
-            wanted: Wanted {
-                reason: options
-                    .audit_columns
-                    .as_ref()
-                    .is_none_or(|kept| kept.contains("reason")),
-            },
+            wanted: Wanted::keeping(options.audit_columns.as_ref()),
             options,
             builder: AuditBatchBuilder::new(),
             dns: TableBuilder::new(TableKind::Dns),
