@@ -99,6 +99,8 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
             match item {
                 DecodedBatch::Batch(t, b) => batches.entry(t).or_default().push(b),
                 DecodedBatch::Bad(_) => bad += 1,
+                // A query reads every event: its decoder has no screen.
+                DecodedBatch::ScreenedOut { .. } => {}
             }
             Ok::<_, std::convert::Infallible>(())
         })

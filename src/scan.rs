@@ -10,6 +10,7 @@ use std::time::Instant;
 use anyhow::Context;
 use audithound_analytics::{EngineError, RuleEngine, RuleError, RulePack, reads};
 use audithound_ingest::DecodeOptions;
+use audithound_ingest::audit::{ScreenHandle, SetOnDrop};
 use audithound_ingest::input::expand_paths;
 use audithound_ingest::reader::{
     BadRecord, DecodedBatch, ReadError, ReadOptions, read_audit_inputs,
@@ -51,6 +52,10 @@ pub struct ScanArgs {
     /// Decoding threads (default: the number of cores).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// Hand every event to the rules. By default the events that no rule's pre-screen admits
+    /// are counted and left out while decoding; the findings are the same either way.
+    #[arg(long)]
+    no_screen: bool,
 }
 
 const SHOWN_BAD_RECORDS: usize = 5;
@@ -87,8 +92,11 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         columns = ?audit_columns,
         "audit columns decoded (None: all)"
     );
+    // Decoders leave out the events that no rule could read, once the rules have compiled.
+    let screen = (!args.no_screen).then(ScreenHandle::new);
     let mut options = ReadOptions {
         decode: DecodeOptions {
+            screen: screen.clone(),
             audit_columns: audit_columns.clone(),
             cluster: args.cluster.clone().or(config.cluster.clone()),
             max_event_bytes: args
@@ -120,11 +128,23 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
             p.set_position(bytes);
         }
     };
-    // The rules compile on their own thread while the first batches decode: planning the whole
-    // pack takes about as long as decoding 30 MB.
+    // The rules compile on their own threads while the input is read; decoders wait for the
+    // rules' screen, so that every event is judged by it.
     let mut compiling = Some(std::thread::spawn({
         let rules = config.rules.clone();
-        move || compile_rules(&pack, &rules)
+        // Decoders wait for the screen: whatever happens here, it is set.
+        let publisher = screen.map(SetOnDrop);
+        move || {
+            let compiled = compile_rules(&pack, &rules);
+            if let Some(SetOnDrop(screen)) = &publisher {
+                let ready = compiled
+                    .as_ref()
+                    .ok()
+                    .filter(|(_, errors)| errors.is_empty());
+                screen.set(ready.and_then(|(engine, _)| engine.decode_screen()));
+            }
+            compiled
+        }
     }));
     let mut engine: Option<RuleEngine> = None;
     let stats = read_audit_inputs(
@@ -143,6 +163,12 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
                     }
                     for f in outcome.findings {
                         findings.insert(f.id.clone(), f);
+                    }
+                }
+                DecodedBatch::ScreenedOut { latest_ts, .. } => {
+                    if let Some(latest) = chrono::DateTime::from_timestamp_micros(latest_ts) {
+                        ready(&mut compiling, &mut engine, audit_columns.as_ref())?
+                            .advance_time(latest);
                     }
                 }
                 DecodedBatch::Bad(bad) => {
@@ -170,6 +196,11 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         Err(ReadError::Sink(e)) => return Err(e),
     };
     let engine = ready(&mut compiling, &mut engine, audit_columns.as_ref())?;
+    tracing::debug!(
+        events = stats.events,
+        screened_out = stats.screened_out,
+        "events that no rule could read were left out while decoding"
+    );
     for cost in engine.rule_costs() {
         tracing::debug!(
             rule = %cost.rule_id,

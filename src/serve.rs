@@ -270,8 +270,9 @@ pub fn run_pipeline(
     let decode_options = DecodeOptions {
         cluster: settings.config.cluster.clone(),
         max_event_bytes: settings.config.max_event_bytes.unwrap_or(1 << 20),
-        // The capture store keeps every column for forensics.
+        // The capture store keeps every column and every event for forensics.
         audit_columns: None,
+        screen: None,
     };
     let (tx, rx) = sync_channel::<Work>(QUEUE_DEPTH);
     let reader_stop = Arc::clone(&stop);

@@ -151,6 +151,42 @@ fn scan_finds_every_step_of_the_generated_intrusion_and_nothing_serious_in_routi
     );
 }
 
+/// The counts of a scan's summary (events, malformed, skipped), without its timing.
+fn summary_counts(out: &Output) -> Vec<String> {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(" events from "))
+        .unwrap_or_else(|| panic!("no summary: {stderr}"));
+    line.split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty())
+        .enumerate()
+        // events, inputs, MB (two parts), seconds (two parts), rules, malformed, skipped
+        .filter(|(i, _)| ![2, 3, 4, 5].contains(i))
+        .map(|(_, w)| w.to_string())
+        .collect()
+}
+
+#[test]
+fn leaving_out_the_events_no_rule_could_read_changes_no_finding_and_no_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = generate(dir.path(), 30_000, true);
+    let fixtures = root().join("fixtures");
+    for input in [log.as_path(), fixtures.as_path()] {
+        let input = input.to_str().unwrap();
+        let screened = run(&["scan", "--format", "ndjson", input]);
+        let every = run(&["scan", "--no-screen", "--format", "ndjson", input]);
+        assert!(screened.status.success() && every.status.success());
+        assert!(!findings(&screened).is_empty(), "findings in {input}");
+        assert_eq!(
+            String::from_utf8_lossy(&screened.stdout),
+            String::from_utf8_lossy(&every.stdout),
+            "the same findings in {input}"
+        );
+        assert_eq!(summary_counts(&screened), summary_counts(&every));
+    }
+}
+
 #[test]
 fn secrets_never_reach_the_output() {
     let event = r#"{"kind":"Event","level":"RequestResponse","auditID":"s1","stage":"ResponseComplete","verb":"create","user":{"username":"mallory"},"sourceIPs":["198.51.100.7"],"userAgent":"curl/8.5.0","objectRef":{"resource":"secrets","namespace":"kube-system","name":"stolen"},"responseStatus":{"code":201},"requestObject":{"kind":"Secret","data":{"password":"aHVudGVyMg=="}},"responseObject":{"kind":"Secret","data":{"password":"aHVudGVyMg=="}},"stageTimestamp":"2024-05-01T10:00:00Z"}

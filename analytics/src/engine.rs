@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use audithound_ingest::audit::ScreenJudge;
 use audithound_models::{Finding, TableKind};
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
@@ -33,6 +34,7 @@ use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream, collec
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use serde::{Deserialize, Serialize};
 
+use crate::decode_screen::DecodeScreen;
 use crate::dedup::{Deduplicator, RuleIdentity};
 use crate::error::{EngineError, RuleError};
 use crate::matches::{Match, TIME_COLUMNS, rows_to_matches};
@@ -182,6 +184,10 @@ fn rule_session(
     current: &BTreeMap<TableKind, Arc<BatchSlot>>,
 ) -> Result<SessionContext, datafusion::error::DataFusionError> {
     let ctx = SessionContext::new_with_config(session_config());
+    // Common subexpressions become a projection between a rule's filter and its scan, which
+    // hides the filter from pre-screening; re-evaluating a repeated condition costs less than
+    // running the whole rule on every row.
+    ctx.remove_optimizer_rule("common_sub_expression_eliminate");
     udf::register_all(&ctx);
     for (kind, slot) in current {
         ctx.register_table(kind.name(), slot_table(slot)?)?;
@@ -196,6 +202,9 @@ fn slot_table(
     let stream: Arc<dyn PartitionStream> = Arc::new(SlotStream(Arc::clone(slot)));
     StreamingTable::try_new(Arc::clone(&slot.schema), vec![stream]).map(Arc::new)
 }
+
+/// Threads that compile a pack at most.
+const MAX_COMPILE_THREADS: usize = 4;
 
 fn session_config() -> SessionConfig {
     let mut config = SessionConfig::new()
@@ -223,12 +232,13 @@ impl RuleEngine {
         config: &RuleConfig,
     ) -> Result<(RuleEngine, Vec<RuleError>), EngineError> {
         let mut engine = RuleEngine::empty().map_err(EngineError::Runtime)?;
+        let enabled: Vec<&LoadedRule> = pack
+            .rules()
+            .filter(|rule| rule.spec.enabled && !config.disabled.iter().any(|d| d == &rule.spec.id))
+            .collect();
         let mut errors = Vec::new();
-        for rule in pack.rules() {
-            if !rule.spec.enabled || config.disabled.iter().any(|d| d == &rule.spec.id) {
-                continue;
-            }
-            match engine.compile(rule, config, &BTreeMap::new()) {
+        for compiled in engine.compile_all(&enabled, config) {
+            match compiled {
                 Ok(c) => engine.rules.push(c),
                 Err(e) => errors.push(e),
             }
@@ -328,9 +338,90 @@ impl RuleEngine {
             })
     }
 
+    /// The audit rules' screens joined, for a decoder to leave out the events that no rule
+    /// could read (see [`DecodeScreen`]). `None` when some audit rule has no screen: every
+    /// event may matter to it.
+    pub fn decode_screen(&self) -> Option<Arc<dyn ScreenJudge>> {
+        let screens = self
+            .rules
+            .iter()
+            .filter(|r| r.table == TableKind::Audit)
+            .map(|r| r.prescreen.as_ref())
+            .collect::<Option<Vec<&Prescreen>>>()?;
+        let columns = self.screened.get(&TableKind::Audit)?;
+        let screen = DecodeScreen::new(&screens, columns, &TableKind::Audit.schema());
+        Some(Arc::new(screen))
+    }
+
+    /// Moves event time on to `latest` for events that no rule saw (the decoder's screen left
+    /// them out): incidents whose period has passed close, as they would have had the events
+    /// reached the rules.
+    pub fn advance_time(&mut self, latest: DateTime<Utc>) {
+        let w = self.watermark.map_or(latest, |w| w.max(latest));
+        self.watermark = Some(w);
+        self.dedup.expire(w);
+    }
+
     /// How many rules run.
     pub fn rule_count(&self) -> usize {
         self.rules.len()
+    }
+
+    /// Compiles `rules` on up to as many threads as there are cores (planning a query is
+    /// single-threaded, and planning the pack is a fixed cost of every scan); the results are
+    /// in the order of `rules`.
+    fn compile_all(
+        &self,
+        rules: &[&LoadedRule],
+        config: &RuleConfig,
+    ) -> Vec<Result<CompiledRule, RuleError>> {
+        let no_overrides = BTreeMap::new();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_COMPILE_THREADS)
+            .min(rules.len());
+        if threads <= 1 {
+            return rules
+                .iter()
+                .map(|r| self.compile(r, config, &no_overrides))
+                .collect();
+        }
+        let mut done: Vec<Option<Result<CompiledRule, RuleError>>> =
+            rules.iter().map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|t| {
+                    let no_overrides = &no_overrides;
+                    scope.spawn(move || {
+                        rules
+                            .iter()
+                            .enumerate()
+                            .skip(t)
+                            .step_by(threads)
+                            .map(|(i, r)| (i, self.compile(r, config, no_overrides)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for worker in workers {
+                for (i, result) in worker.join().unwrap_or_default() {
+                    done[i] = Some(result);
+                }
+            }
+        });
+        done.into_iter()
+            .zip(rules)
+            .map(|(result, rule)| {
+                result.unwrap_or_else(|| {
+                    Err(RuleError::Invalid {
+                        origin: rule.origin.clone(),
+                        rule_id: rule.spec.id.clone(),
+                        message: "the rule compiler crashed on this rule or one compiled beside it"
+                            .into(),
+                    })
+                })
+            })
+            .collect()
     }
 
     fn compile(
@@ -825,6 +916,7 @@ fn value_matches(value: &str, pattern: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn findings_of(engine: &mut RuleEngine, batches: &[RecordBatch]) -> Vec<String> {
         let mut out: BTreeMap<String, String> = BTreeMap::new();
@@ -922,6 +1014,81 @@ mod tests {
             runs(&screened),
             runs(&plain)
         );
+    }
+
+    /// The findings of the built-in pack over the attack fixture, read in chunks of 200
+    /// events, with the decoder's screen or without.
+    fn findings_read_with(screen: bool) -> (Vec<String>, audithound_ingest::ReadStats) {
+        use audithound_ingest::audit::ScreenHandle;
+        use audithound_ingest::input::InputSource;
+        use audithound_ingest::reader::{DecodedBatch, ReadOptions, read_audit_inputs};
+
+        let (mut engine, errors) =
+            RuleEngine::new(&builtin_pack(), &RuleConfig::default()).expect("engine");
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut options = ReadOptions {
+            batch_rows: 200,
+            ..ReadOptions::default()
+        };
+        if screen {
+            let handle = ScreenHandle::new();
+            let judge = engine.decode_screen();
+            assert!(judge.is_some(), "every built-in audit rule has a screen");
+            handle.set(judge);
+            options.decode.screen = Some(handle);
+        }
+        let fixture = PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/attack/intrusion.log"
+        ));
+        let mut found: BTreeMap<String, String> = BTreeMap::new();
+        let stats = read_audit_inputs(&[InputSource::File(fixture)], &options, &|_| {}, |item| {
+            match item {
+                DecodedBatch::Batch(table, batch) => {
+                    let outcome = engine.process(table, &batch);
+                    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+                    for f in outcome.findings {
+                        found.insert(f.id.clone(), serde_json::to_string(&f).expect("json"));
+                    }
+                }
+                DecodedBatch::ScreenedOut { latest_ts, .. } => {
+                    engine.advance_time(DateTime::from_timestamp_micros(latest_ts).expect("time"))
+                }
+                DecodedBatch::Bad(b) => panic!("the fixture decodes: {b:?}"),
+            }
+            Ok::<_, ()>(())
+        })
+        .expect("reads");
+        (found.into_values().collect(), stats)
+    }
+
+    #[test]
+    fn leaving_out_events_no_rule_could_read_changes_no_finding() {
+        let (screened, with) = findings_read_with(true);
+        let (all, without) = findings_read_with(false);
+        assert!(screened.len() >= 10, "findings: {}", screened.len());
+        assert_eq!(screened, all);
+        assert_eq!(with.events, without.events);
+        assert_eq!(without.screened_out, 0);
+        assert!(
+            with.screened_out * 2 > with.events,
+            "most routine events reach no rule: {} of {} left out",
+            with.screened_out,
+            with.events
+        );
+    }
+
+    #[test]
+    fn every_column_the_rules_are_screened_on_is_one_the_decoder_reads() {
+        let columns = ScreenedColumns::of(TableKind::Audit);
+        let schema = TableKind::Audit.schema();
+        for i in columns.keys.iter().chain(&columns.values) {
+            let name = schema.field(*i).name();
+            assert!(
+                audithound_ingest::audit::screen::decoder_reads(name),
+                "the decoder cannot screen on `{name}`"
+            );
+        }
     }
 
     #[test]

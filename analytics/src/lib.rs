@@ -5,6 +5,7 @@
 //! (the ingest crate does) and does not serve HTTP (the api crate does).
 
 pub mod builtin;
+pub mod decode_screen;
 pub mod dedup;
 pub mod engine;
 pub mod enrich;

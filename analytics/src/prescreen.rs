@@ -9,7 +9,9 @@
 //!
 //! Text columns such as the user name, user agent and namespace also repeat, but too many of
 //! them to combine: a conjunct that reads one of them alone (`NOT is_system_principal(user_name)`,
-//! a regular expression over the user agent) is judged once per distinct value of that column.
+//! a regular expression over the user agent) is judged once per distinct value of that column,
+//! and one that reads a few of them (`user_name = 'system:anonymous' OR array_has(user_groups,
+//! ...)`) once per distinct combination of those few.
 //!
 //! This is exact, not a heuristic: it applies only to rules whose plan is a single chain down to
 //! one scan of their table, with no aggregate that yields a row from no input, and only to
@@ -17,7 +19,7 @@
 //! Such a conjunct is a function of the combination (or of the value), so a row it rejects is one
 //! the rule's own filter rejects.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -37,7 +39,8 @@ use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 
-/// Text and number columns of the audit table that take few distinct values in a batch.
+/// Text and number columns of the audit table that take few distinct values in a batch (the
+/// expiry a TokenRequest asks for is null in every other event).
 const AUDIT_KEY_COLUMNS: &[&str] = &[
     "stage",
     "verb",
@@ -45,15 +48,23 @@ const AUDIT_KEY_COLUMNS: &[&str] = &[
     "subresource",
     "api_group",
     "response_code",
+    "token_expiration_seconds",
 ];
 
-/// Text columns of the audit table whose values repeat within a batch, each screened alone.
+/// Columns of the audit table whose values repeat within a batch, screened alone or in the small
+/// sets that one condition reads. The columns that are null in nearly every event (impersonation,
+/// Pod Security violations) make the rules that look for them skip whole batches.
 const AUDIT_VALUE_COLUMNS: &[&str] = &[
     "user_name",
+    "user_groups",
+    "impersonated_user",
+    "impersonated_groups",
+    "source_ip",
     "user_agent",
     "namespace",
-    "source_ip",
     "api_version",
+    "decision",
+    "pod_security_violations",
 ];
 
 /// The columns of a table that screens read (indices into its schema).
@@ -62,7 +73,7 @@ pub struct ScreenedColumns {
     /// Combined: the audit table's low-cardinality text and number columns and every boolean
     /// fact.
     pub keys: Vec<usize>,
-    /// Each on its own: text columns with more distinct values.
+    /// Alone or a few at a time: columns with more distinct values.
     pub values: Vec<usize>,
 }
 
@@ -174,17 +185,22 @@ impl Groups {
 /// Which groups a condition holds true for; `None` when it could not be evaluated.
 type Verdict = Option<Rc<[bool]>>;
 
+/// Which value columns a condition reads: positions in [`ScreenedColumns::values`], ascending.
+pub type ValueSet = Vec<usize>;
+
 /// One batch grouped for screening: its distinct key combinations, and (built when a screen
-/// first asks) the distinct values of each value column.
+/// first asks) the distinct values of each set of value columns that a condition reads.
 pub struct BatchKeys<'a> {
     batch: &'a RecordBatch,
-    combinations: Groups,
-    /// Each value column, with its distinct values once asked for.
-    values: Vec<(usize, OnceCell<Option<Groups>>)>,
+    combinations: Rc<Groups>,
+    /// The value columns (indices into the batch's schema).
+    value_columns: Vec<usize>,
+    /// The distinct values of each set of value columns asked for so far.
+    values: RefCell<HashMap<ValueSet, Option<Rc<Groups>>>>,
     /// Verdicts of the conditions judged so far, by which groups they judged (`None` for the
-    /// combinations, else the value column) and by condition (the address of a condition that
+    /// combinations, else the value set) and by condition (the address of a condition that
     /// [`SharedScreens`] made one for all the rules that have it).
-    verdicts: RefCell<HashMap<(Option<usize>, usize), Verdict>>,
+    verdicts: RefCell<HashMap<(Option<ValueSet>, usize), Verdict>>,
 }
 
 impl<'a> BatchKeys<'a> {
@@ -195,33 +211,30 @@ impl<'a> BatchKeys<'a> {
     ) -> Result<BatchKeys<'a>, ArrowError> {
         Ok(BatchKeys {
             batch,
-            combinations: Groups::new(batch, &columns.keys)?,
-            values: columns
-                .values
-                .iter()
-                .map(|c| (*c, OnceCell::new()))
-                .collect(),
+            combinations: Rc::new(Groups::new(batch, &columns.keys)?),
+            value_columns: columns.values.clone(),
+            values: RefCell::default(),
             verdicts: RefCell::default(),
         })
     }
 
-    /// Which of the groups (`None`: the combinations; else the `k`th value column's values)
+    /// Which of the groups (`None`: the combinations; else the distinct values of a value set)
     /// `expr` holds true for, judged once per batch for every rule that shares the condition.
-    fn verdict(&self, k: Option<usize>, expr: &Arc<dyn PhysicalExpr>) -> Verdict {
-        let id = (k, Arc::as_ptr(expr) as *const () as usize);
+    fn verdict(&self, set: Option<&ValueSet>, expr: &Arc<dyn PhysicalExpr>) -> Verdict {
+        let id = (set.cloned(), Arc::as_ptr(expr) as *const () as usize);
         if let Some(known) = self.verdicts.borrow().get(&id) {
             return known.clone();
         }
-        let pass = self.groups(k).and_then(|g| g.passing(expr));
+        let pass = self.groups(set).and_then(|g| g.passing(expr));
         self.verdicts.borrow_mut().insert(id, pass.clone());
         pass
     }
 
-    /// The groups that `k` names (see [`BatchKeys::verdict`]).
-    fn groups(&self, k: Option<usize>) -> Option<&Groups> {
-        match k {
-            None => Some(&self.combinations),
-            Some(k) => self.values(k),
+    /// The groups that `set` names (see [`BatchKeys::verdict`]).
+    fn groups(&self, set: Option<&ValueSet>) -> Option<Rc<Groups>> {
+        match set {
+            None => Some(Rc::clone(&self.combinations)),
+            Some(set) => self.values(set),
         }
     }
 
@@ -235,12 +248,20 @@ impl<'a> BatchKeys<'a> {
         self.combinations.distinct.num_rows() == 0
     }
 
-    /// The distinct values of the `k`th value column.
-    fn values(&self, k: usize) -> Option<&Groups> {
-        let (column, groups) = self.values.get(k)?;
+    /// The distinct values (or combinations of values) of a set of value columns.
+    fn values(&self, set: &ValueSet) -> Option<Rc<Groups>> {
+        if let Some(known) = self.values.borrow().get(set) {
+            return known.clone();
+        }
+        let columns = set
+            .iter()
+            .map(|k| self.value_columns.get(*k).copied())
+            .collect::<Option<Vec<usize>>>();
+        let groups = columns
+            .and_then(|c| Groups::new(self.batch, &c).ok())
+            .map(Rc::new);
+        self.values.borrow_mut().insert(set.clone(), groups.clone());
         groups
-            .get_or_init(|| Groups::new(self.batch, &[*column]).ok())
-            .as_ref()
     }
 }
 
@@ -274,9 +295,9 @@ pub enum Selection {
 pub struct Prescreen {
     /// The conditions on the key columns, over the key columns' schema.
     keys: Option<Arc<dyn PhysicalExpr>>,
-    /// The conditions on one value column alone: which value column (its position among the
-    /// table's value columns) and the condition, over that column's schema.
-    values: Vec<(usize, Arc<dyn PhysicalExpr>)>,
+    /// The conditions on value columns alone, one per set of value columns that conditions
+    /// read: the set and the conjunction of its conditions, over the schema of those columns.
+    values: Vec<(ValueSet, Arc<dyn PhysicalExpr>)>,
     /// The columns of its table that the rule reads (all when unknown).
     reads: Option<Vec<usize>>,
 }
@@ -306,15 +327,14 @@ impl Prescreen {
         };
         let keys = conjuncts_on(filter, &column_names(&full, &columns.keys), true)
             .and_then(|p| physical(p, &columns.keys));
-        let values: Vec<(usize, Arc<dyn PhysicalExpr>)> = columns
-            .values
-            .iter()
-            .enumerate()
-            .filter_map(|(k, column)| {
-                let predicate = conjuncts_on(filter, &column_names(&full, &[*column]), false)?;
-                Some((k, physical(predicate, &[*column])?))
-            })
-            .collect();
+        let values: Vec<(ValueSet, Arc<dyn PhysicalExpr>)> =
+            value_conjuncts(filter, &column_names(&full, &columns.values))
+                .into_iter()
+                .filter_map(|(set, predicate)| {
+                    let over: Vec<usize> = set.iter().map(|k| columns.values[*k]).collect();
+                    Some((set, physical(predicate, &over)?))
+                })
+                .collect();
         if keys.is_none() && values.is_empty() {
             return None;
         }
@@ -324,6 +344,16 @@ impl Prescreen {
             values,
             reads,
         })
+    }
+
+    /// The rule's condition on the key columns, over their schema.
+    pub fn key_condition(&self) -> Option<&Arc<dyn PhysicalExpr>> {
+        self.keys.as_ref()
+    }
+
+    /// The rule's conditions on sets of value columns, each over the schema of its set.
+    pub fn value_conditions(&self) -> &[(ValueSet, Arc<dyn PhysicalExpr>)] {
+        &self.values
     }
 
     /// The rows of `batch` where `mask` is true, with the columns that the rule does not read
@@ -341,21 +371,21 @@ impl Prescreen {
     /// fails to evaluate passes every row: the rule's own filter still decides.
     pub fn select(&self, keys: &BatchKeys) -> Selection {
         // Each screen: which group every row is in, and which groups pass.
-        let mut screens: Vec<(&[u32], Rc<[bool]>)> = Vec::new();
+        let mut screens: Vec<(Rc<Groups>, Rc<[bool]>)> = Vec::new();
         let judged = self
             .keys
             .iter()
             .map(|expr| (None, expr))
-            .chain(self.values.iter().map(|(k, expr)| (Some(*k), expr)));
-        for (k, expr) in judged {
-            let (Some(groups), Some(pass)) = (keys.groups(k), keys.verdict(k, expr)) else {
+            .chain(self.values.iter().map(|(set, expr)| (Some(set), expr)));
+        for (set, expr) in judged {
+            let (Some(groups), Some(pass)) = (keys.groups(set), keys.verdict(set, expr)) else {
                 continue;
             };
             if !pass.contains(&true) {
                 return Selection::Nothing;
             }
             if pass.contains(&false) {
-                screens.push((&groups.row_group, pass));
+                screens.push((groups, pass));
             }
         }
         if screens.is_empty() {
@@ -365,7 +395,7 @@ impl Prescreen {
         let mask = BooleanBuffer::collect_bool(rows, |r| {
             screens
                 .iter()
-                .all(|(row_group, pass)| pass[row_group[r] as usize])
+                .all(|(groups, pass)| pass[groups.row_group[r] as usize])
         });
         match mask.count_set_bits() {
             0 => Selection::Nothing,
@@ -545,6 +575,33 @@ fn scan_filter<'p>(plan: &'p LogicalPlan, table: &str) -> Option<&'p Expr> {
             _ => return None,
         }
     }
+}
+
+/// The conditions of `predicate` that read value columns (`names`) and nothing else, grouped by
+/// the set of value columns each reads (positions in `names`, ascending), each group's
+/// conditions joined by `AND`.
+fn value_conjuncts(predicate: &Expr, names: &[String]) -> Vec<(ValueSet, Expr)> {
+    let mut sets: Vec<(ValueSet, Expr)> = Vec::new();
+    for e in split_conjunction(predicate) {
+        let refs = e.column_refs();
+        if e.is_volatile() || refs.is_empty() {
+            continue;
+        }
+        let Some(mut set) = refs
+            .iter()
+            .map(|c| names.iter().position(|n| n == &c.name))
+            .collect::<Option<ValueSet>>()
+        else {
+            continue;
+        };
+        set.sort_unstable();
+        set.dedup();
+        match sets.iter_mut().find(|(s, _)| *s == set) {
+            Some((_, all)) => *all = all.clone().and(e.clone()),
+            None => sets.push((set, e.clone())),
+        }
+    }
+    sets
 }
 
 /// The conjunction of the conditions of `predicate` that read only `names` (and, with
@@ -811,13 +868,55 @@ mod tests {
         // A list parameter left empty (`IN (NULL)`) admits no row at all.
         let unset = screen("SELECT ts FROM audit WHERE verb = 'create' AND namespace IN (NULL)");
         assert!(matches!(unset.select(&keys), Selection::Nothing));
-        // A condition over two value columns is not screened on; the rule's filter decides.
-        let both = screen(
-            "SELECT ts FROM audit WHERE verb = 'get' AND (user_name = 'x' OR user_agent = 'y')",
+        // A condition over a value column and a column that is not screened is left to the
+        // rule's filter.
+        let mixed = screen(
+            "SELECT ts FROM audit WHERE verb = 'get' AND (user_name = 'x' OR request_uri = 'y')",
         );
         assert_eq!(
-            rows(both.select(&keys)),
+            rows(mixed.select(&keys)),
             vec![false, false, true, false, false]
         );
+    }
+
+    #[test]
+    fn judges_conditions_on_several_value_columns_once_per_combination() {
+        let mut b = batch(&[
+            ("get", "pods", 200, "system:anonymous"),
+            ("get", "pods", 200, "alice"),
+            ("get", "pods", 200, "mallory"),
+            ("get", "pods", 200, "alice"),
+        ]);
+        // Groups of each row: the third user came in without authentication under another name.
+        let mut groups = datafusion::arrow::array::ListBuilder::new(
+            datafusion::arrow::array::StringBuilder::new(),
+        );
+        for g in [
+            &["system:unauthenticated"][..],
+            &["system:authenticated"],
+            &["system:unauthenticated"],
+            &["system:authenticated"],
+        ] {
+            for item in g {
+                groups.values().append_value(item);
+            }
+            groups.append(true);
+        }
+        let schema = b.schema();
+        let mut columns = b.columns().to_vec();
+        let at = schema.index_of("user_groups").expect("user_groups");
+        columns[at] = Arc::new(groups.finish());
+        b = RecordBatch::try_new(schema, columns).expect("batch");
+        let keys = BatchKeys::new(&b, &ScreenedColumns::of(TableKind::Audit)).expect("keys");
+        let s = screen(
+            "SELECT ts FROM audit WHERE verb = 'get' \
+             AND (user_name = 'system:anonymous' OR array_has(user_groups, 'system:unauthenticated'))",
+        );
+        assert_eq!(s.values.len(), 1, "one condition over two value columns");
+        assert_eq!(s.values[0].0.len(), 2);
+        assert_eq!(rows(s.select(&keys)), vec![true, false, true, false]);
+        // Null in nearly every event: a rule that looks for impersonation skips the batch.
+        let s = screen("SELECT ts FROM audit WHERE impersonated_user IS NOT NULL");
+        assert!(matches!(s.select(&keys), Selection::Nothing));
     }
 }

@@ -69,6 +69,8 @@ pub struct ReadStats {
     pub records: u64,
     /// Events decoded into rows.
     pub events: u64,
+    /// Of the events, those that no rule could read, left out of the batches (a scan's screen).
+    pub screened_out: u64,
     /// Records recognised and skipped (not Kubernetes API events).
     pub skipped: u64,
     /// Events that could not be decoded (oversized ones included).
@@ -86,6 +88,16 @@ pub enum DecodedBatch {
     Batch(TableKind, RecordBatch),
     /// A record that could not be decoded.
     Bad(BadRecord),
+    /// Events of a table that the screen left out since the batch before (no rule could read
+    /// them), with the latest event time among them (microseconds): time still advances.
+    ScreenedOut {
+        /// Their table.
+        table: TableKind,
+        /// How many.
+        events: u64,
+        /// The latest of their event times.
+        latest_ts: i64,
+    },
 }
 
 struct Chunk {
@@ -101,6 +113,8 @@ struct Chunk {
 struct Decoded {
     seq: u64,
     batches: Vec<(TableKind, RecordBatch)>,
+    /// The latest event time of the audit events the screen left out.
+    screened_latest: Option<i64>,
     bad: Vec<BadRecord>,
     stats: ReadStats,
 }
@@ -332,6 +346,7 @@ fn decode_chunk(
         let bytes = &chunk.data[range.clone()];
         let outcome = decoder.decode(bytes);
         stats.events += outcome.events;
+        stats.screened_out += outcome.screened_out;
         stats.skipped += outcome.skipped;
         for error in outcome.errors {
             stats.malformed += 1;
@@ -364,6 +379,7 @@ fn decode_chunk(
     let decoded = Decoded {
         seq: chunk.seq,
         batches,
+        screened_latest: decoder.take_screened_latest(),
         bad,
         stats,
     };
@@ -387,6 +403,7 @@ fn deliver_in_order<E>(
         while let Some(d) = pending.remove(&next) {
             next += 1;
             stats.events += d.stats.events;
+            stats.screened_out += d.stats.screened_out;
             stats.skipped += d.stats.skipped;
             stats.malformed += d.stats.malformed;
             stats.oversized += d.stats.oversized;
@@ -397,6 +414,18 @@ fn deliver_in_order<E>(
             }
             for (table, batch) in d.batches {
                 if let Err(e) = sink(DecodedBatch::Batch(table, batch)) {
+                    return (stats, Err(e));
+                }
+            }
+            // After the chunk's batches: the rules judge those first, as they would have with
+            // every row, and the time of the rows left out then moves event time on.
+            if let Some(latest_ts) = d.screened_latest {
+                let left_out = DecodedBatch::ScreenedOut {
+                    table: TableKind::Audit,
+                    events: d.stats.screened_out,
+                    latest_ts,
+                };
+                if let Err(e) = sink(left_out) {
                     return (stats, Err(e));
                 }
             }

@@ -256,6 +256,7 @@ fn reading_a_directory_in_parallel_keeps_input_order_and_counts_everything() {
         match item {
             DecodedBatch::Batch(_, b) => ids.extend(column(&[b], "audit_id")),
             DecodedBatch::Bad(_) => bad += 1,
+            DecodedBatch::ScreenedOut { .. } => unreachable!("no screen was set"),
         }
         Ok::<_, ()>(())
     })
@@ -315,4 +316,100 @@ fn gzip_and_options_cluster_flow_through_the_reader() {
     })
     .unwrap();
     assert_eq!(clusters, [Some("onprem-a".into()), Some("onprem-a".into())]);
+}
+
+/// A screen of one rule that wants `get` requests and nothing else.
+struct GetsOnly {
+    keys: Vec<String>,
+}
+
+impl audithound_ingest::audit::ScreenJudge for GetsOnly {
+    fn rules(&self) -> usize {
+        1
+    }
+    fn key_columns(&self) -> &[String] {
+        &self.keys
+    }
+    fn value_sets(&self) -> &[Vec<String>] {
+        &[]
+    }
+    fn judge_keys(&self, keys: &RecordBatch) -> Vec<audithound_ingest::audit::RuleBits> {
+        let verb = keys.column(0).as_string::<i32>();
+        (0..keys.num_rows())
+            .map(|r| vec![u64::from(verb.is_valid(r) && verb.value(r) == "get")])
+            .collect()
+    }
+    fn judge_values(&self, _: usize, _: &RecordBatch) -> Vec<audithound_ingest::audit::RuleBits> {
+        Vec::new()
+    }
+}
+
+#[test]
+fn a_screen_leaves_out_the_events_no_rule_wants_and_reports_their_count_and_time() {
+    use audithound_ingest::audit::ScreenHandle;
+    use std::sync::Arc;
+
+    let inputs = expand_paths(&[fixture("native").to_str().unwrap()]).unwrap();
+    let read = |screen: Option<ScreenHandle>| {
+        let options = ReadOptions {
+            batch_rows: 4,
+            workers: 2,
+            decode: DecodeOptions {
+                screen,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut rows: Vec<(String, i64)> = Vec::new();
+        let mut left_out = Vec::new();
+        let stats = read_audit_inputs(&inputs, &options, &|_| {}, |item| {
+            match item {
+                DecodedBatch::Batch(_, b) => {
+                    let verbs = column(std::slice::from_ref(&b), "verb");
+                    let ts = b
+                        .column_by_name("ts")
+                        .unwrap()
+                        .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+                        .clone();
+                    for (i, v) in verbs.into_iter().enumerate() {
+                        rows.push((v.unwrap_or_default(), ts.value(i)));
+                    }
+                }
+                DecodedBatch::ScreenedOut {
+                    events, latest_ts, ..
+                } => left_out.push((events, latest_ts)),
+                DecodedBatch::Bad(_) => {}
+            }
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+        (rows, left_out, stats)
+    };
+    let (all, none_left_out, plain) = read(None);
+    assert!(none_left_out.is_empty());
+    let handle = ScreenHandle::new();
+    handle.set(Some(Arc::new(GetsOnly {
+        keys: vec!["verb".into()],
+    })));
+    let (gets, left_out, screened) = read(Some(handle));
+
+    let expected: Vec<_> = all.iter().filter(|(v, _)| v == "get").cloned().collect();
+    assert!(!expected.is_empty() && expected.len() < all.len());
+    assert_eq!(gets, expected, "the wanted rows, in input order");
+    assert_eq!(
+        screened.events, plain.events,
+        "every event is still counted"
+    );
+    assert_eq!(screened.malformed, plain.malformed);
+    assert_eq!(screened.screened_out, (all.len() - gets.len()) as u64);
+    assert_eq!(
+        left_out.iter().map(|(n, _)| n).sum::<u64>(),
+        screened.screened_out
+    );
+    let latest_left_out = all
+        .iter()
+        .filter(|(v, _)| v != "get")
+        .map(|(_, t)| *t)
+        .max();
+    assert_eq!(left_out.iter().map(|(_, t)| *t).max(), latest_left_out);
 }

@@ -15,6 +15,7 @@ mod gke;
 mod json_reader;
 pub mod redact;
 mod row;
+pub mod screen;
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -26,6 +27,8 @@ use serde_json::value::RawValue;
 pub use builder::AuditBatchBuilder;
 use row::Omissions;
 pub use row::{AuditRow, ObjectFacts};
+use screen::Screening;
+pub use screen::{RuleBits, ScreenHandle, ScreenJudge, SetOnDrop};
 
 use audithound_models::TableKind;
 
@@ -47,6 +50,9 @@ pub struct DecodeOptions {
     /// The columns of the `audit` table to fill, when only some are read (a scan fills what
     /// its rules read); the others stay null. `None` fills every column.
     pub audit_columns: Option<BTreeSet<String>>,
+    /// The screen of the rules that will judge the rows: events that no rule could read are
+    /// counted and left out of the batches (a scan). `None` keeps every event.
+    pub screen: Option<ScreenHandle>,
 }
 
 impl Default for DecodeOptions {
@@ -55,6 +61,7 @@ impl Default for DecodeOptions {
             cluster: None,
             max_event_bytes: 1 << 20,
             audit_columns: None,
+            screen: None,
         }
     }
 }
@@ -62,8 +69,10 @@ impl Default for DecodeOptions {
 /// What decoding one record produced.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RecordOutcome {
-    /// Events appended to the batch.
+    /// Events decoded (appended to the batch, or left out by the screen).
     pub events: u64,
+    /// Of the events, those left out because no rule could read them.
+    pub screened_out: u64,
     /// Records recognised as not being Kubernetes API events (cloud control-plane operations,
     /// CloudWatch health checks, other AKS log categories).
     pub skipped: u64,
@@ -74,7 +83,7 @@ pub struct RecordOutcome {
 /// Decodes audit records of any supported shape into rows of the `audit` table.
 pub struct AuditDecoder {
     options: DecodeOptions,
-    builder: AuditBatchBuilder,
+    audit: AuditRows,
     /// Columns left null because nothing reads them.
     omissions: Omissions,
     /// What the envelope reader decodes (less when columns are left out).
@@ -85,6 +94,31 @@ pub struct AuditDecoder {
     zeek: Option<TsvHeader>,
     /// Fields named by a VPC flow log header line (empty: the v2 default format).
     vpc_fields: Vec<String>,
+}
+
+/// The audit rows of the batch being built, and the screen they pass first.
+struct AuditRows {
+    builder: AuditBatchBuilder,
+    /// Which rows join the batch.
+    screening: Screening,
+    /// The latest event time of the rows left out since the last flush.
+    screened_latest: Option<i64>,
+}
+
+impl AuditRows {
+    /// Appends a row, unless the screen says no rule could read it.
+    fn push(&mut self, row: &AuditRow<'_>, out: &mut RecordOutcome) {
+        if self.screening.admits(row) {
+            self.builder.append(row);
+        } else {
+            out.screened_out += 1;
+            self.screened_latest = Some(
+                self.screened_latest
+                    .map_or(row.ts_micros, |t| t.max(row.ts_micros)),
+            );
+        }
+        out.events += 1;
+    }
 }
 
 /// Whether a text line is one of the text formats audithound reads (or their headers).
@@ -112,8 +146,12 @@ impl AuditDecoder {
         AuditDecoder {
             omissions: Omissions::keeping(options.audit_columns.as_ref()),
             wanted: Wanted::keeping(options.audit_columns.as_ref()),
+            audit: AuditRows {
+                builder: AuditBatchBuilder::new(),
+                screening: Screening::new(options.screen.as_ref()),
+                screened_latest: None,
+            },
             options,
-            builder: AuditBatchBuilder::new(),
             dns: TableBuilder::new(TableKind::Dns),
             flow: TableBuilder::new(TableKind::Flow),
             zeek: None,
@@ -123,7 +161,7 @@ impl AuditDecoder {
 
     /// Rows decoded and not yet flushed.
     pub fn buffered_rows(&self) -> usize {
-        self.builder.len() + self.dns.len() + self.flow.len()
+        self.audit.builder.len() + self.dns.len() + self.flow.len()
     }
 
     /// Forgets per-file state (Zeek and VPC headers): call before reading another file.
@@ -150,11 +188,17 @@ impl AuditDecoder {
         out
     }
 
+    /// The latest event time (microseconds) of the audit events that the screen left out since
+    /// the last call, so that event time still advances where no row reaches the rules.
+    pub fn take_screened_latest(&mut self) -> Option<i64> {
+        self.audit.screened_latest.take()
+    }
+
     /// The rows decoded since the last flush, one batch per table that has rows.
     pub fn flush(&mut self) -> Result<Vec<(TableKind, RecordBatch)>, arrow::error::ArrowError> {
         let mut out = Vec::new();
-        if !self.builder.is_empty() {
-            out.push((TableKind::Audit, self.builder.finish()?));
+        if !self.audit.builder.is_empty() {
+            out.push((TableKind::Audit, self.audit.builder.finish()?));
         }
         if !self.dns.is_empty() {
             out.push((TableKind::Dns, self.dns.finish()?));
@@ -484,8 +528,7 @@ impl AuditDecoder {
         }
         let mut row = native_row(env, cluster.or(self.options.cluster.as_deref()))?;
         self.omissions.apply(&mut row);
-        self.builder.append(&row);
-        out.events += 1;
+        self.audit.push(&row, out);
         Ok(())
     }
 }
@@ -669,8 +712,7 @@ impl AuditDecoder {
         );
         row.exec_command = exec_command(&row);
         self.omissions.apply(&mut row);
-        self.builder.append(&row);
-        out.events += 1;
+        self.audit.push(&row, out);
         Ok(())
     }
 }

@@ -1,0 +1,729 @@
+//! Leaving out, while decoding, the audit events that no rule could read.
+//!
+//! A scan's rules each look at a small part of the log (writes to pods, a non-system user,
+//! a failed status), yet building every event into an Arrow row and handing it to the rules was
+//! half of a scan's time. The rules' pre-screens (conditions on columns whose values repeat:
+//! verb, resource, user, user agent, ...) say which rows a rule can need; a row that no rule's
+//! screen admits is counted and dropped before it joins a batch.
+//!
+//! The rule engine judges values, the decoder remembers the verdicts: each decoding thread keeps
+//! the verdict of every key combination (stage, verb, resource, ...) and of every value of the
+//! other screened columns it has seen, as the set of rules whose conditions pass. A row passes
+//! when some rule passes on its key combination and on every one of its values. A value seen
+//! for the first time is judged at once, on a one-row batch; values repeat so much that those
+//! judgements are a few per thousand rows. If they are not (every event from another address,
+//! say), the thread stops screening rather than slow the scan down.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Int32Array, Int64Array, ListBuilder, RecordBatch, StringArray,
+    StringBuilder,
+};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema};
+use audithound_models::audit_schema;
+use foldhash::fast::FixedState;
+
+use super::row::AuditRow;
+
+/// A set of rules, one bit each, in words of 64.
+pub type RuleBits = Vec<u64>;
+
+/// What a scan's rules say about the values of the columns they are screened on. The rule
+/// engine implements it; the decoder asks it about each value it sees for the first time.
+pub trait ScreenJudge: Send + Sync {
+    /// How many rules the bits of a verdict stand for.
+    fn rules(&self) -> usize;
+    /// The key columns, judged together: the columns of the batches `judge_keys` is given.
+    fn key_columns(&self) -> &[String];
+    /// Sets of value columns, each judged together: the columns of the batches `judge_values`
+    /// is given for that set.
+    fn value_sets(&self) -> &[Vec<String>];
+    /// For each row of `keys` (the key columns), the rules whose conditions on them may hold.
+    fn judge_keys(&self, keys: &RecordBatch) -> Vec<RuleBits>;
+    /// For each row of `values` (the columns of value set `set`), the rules whose conditions
+    /// on them may hold.
+    fn judge_values(&self, set: usize, values: &RecordBatch) -> Vec<RuleBits>;
+}
+
+/// Where decoders find the screen of the rules once they are compiled. Decoders wait for it
+/// (the rules compile on every core meanwhile), so that every row is judged: whoever holds the
+/// handle must set it, to `None` if the rules fail to compile.
+#[derive(Clone, Default)]
+pub struct ScreenHandle(Arc<OnceLock<Option<Arc<dyn ScreenJudge>>>>);
+
+impl ScreenHandle {
+    /// A handle without a screen yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Publishes the screen; `None` when the rules cannot be screened (every row is kept).
+    /// Only the first call counts.
+    pub fn set(&self, judge: Option<Arc<dyn ScreenJudge>>) {
+        let _ = self.0.set(judge);
+    }
+
+    /// The screen: `None` while the rules compile, `Some(None)` when there is none.
+    fn get(&self) -> Option<Option<&Arc<dyn ScreenJudge>>> {
+        self.0.get().map(Option::as_ref)
+    }
+
+    /// The screen, once it is set (`None`: there is none).
+    fn wait(&self) -> Option<&Arc<dyn ScreenJudge>> {
+        self.0.wait().as_ref()
+    }
+}
+
+/// Sets a screen handle to "no screen" when dropped unless it was set before: a thread that
+/// compiles the rules holds one, so that decoders never wait for a thread that failed.
+pub struct SetOnDrop(pub ScreenHandle);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.set(None);
+    }
+}
+
+impl fmt::Debug for ScreenHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.get() {
+            None => "waiting",
+            Some(None) => "none",
+            Some(Some(_)) => "ready",
+        };
+        f.debug_tuple("ScreenHandle").field(&state).finish()
+    }
+}
+
+/// Whether the decoder can screen on `column` of the `audit` table (the rule engine screens
+/// only on such columns).
+pub fn decoder_reads(column: &str) -> bool {
+    let schema = audit_schema();
+    match (Column::named(column), schema.field_with_name(column)) {
+        (Some(c), Ok(field)) => c.has_type(field.data_type()),
+        _ => false,
+    }
+}
+
+/// One decoding thread's view of the screen.
+pub(crate) enum Screening {
+    /// Every row is kept.
+    Off,
+    /// The rules are compiling; the first row waits for the screen.
+    Waiting(ScreenHandle),
+    /// Rows are judged.
+    On(Box<RowScreen>),
+}
+
+impl Screening {
+    /// Screening as the options ask: off without a handle.
+    pub(crate) fn new(handle: Option<&ScreenHandle>) -> Self {
+        match handle {
+            None => Screening::Off,
+            Some(h) => Screening::Waiting(h.clone()),
+        }
+    }
+
+    /// Whether `row` goes into the batch: `false` only when no rule could read it.
+    pub(crate) fn admits(&mut self, row: &AuditRow<'_>) -> bool {
+        if let Screening::Waiting(handle) = self {
+            *self = match handle.wait().and_then(|j| RowScreen::new(Arc::clone(j))) {
+                Some(screen) => Screening::On(Box::new(screen)),
+                None => Screening::Off,
+            }
+        }
+        match self {
+            Screening::On(screen) => {
+                let admitted = screen.admits(row);
+                if screen.gave_up() {
+                    tracing::debug!(
+                        judged = screen.rows,
+                        new_values = screen.misses,
+                        "screening stopped: too many values are new"
+                    );
+                    *self = Screening::Off;
+                }
+                admitted
+            }
+            _ => true,
+        }
+    }
+}
+
+/// A column that the decoder can screen on, and how to read it from a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Column {
+    Stage,
+    Verb,
+    Resource,
+    Subresource,
+    ApiGroup,
+    ApiVersion,
+    ResponseCode,
+    UserName,
+    UserGroups,
+    ImpersonatedUser,
+    ImpersonatedGroups,
+    SourceIp,
+    UserAgent,
+    Namespace,
+    Decision,
+    PodSecurityViolations,
+    Level,
+    Privileged,
+    HostPid,
+    HostNetwork,
+    HostIpc,
+    RunAsRoot,
+    AllowPrivilegeEscalation,
+    ReadOnlyRootFs,
+    SeccompUnconfined,
+    ApparmorUnconfined,
+    AutomountToken,
+    TokenExpirationSeconds,
+}
+
+/// The value of one screened column of a row.
+enum Cell<'r> {
+    Text(Option<&'r str>),
+    Number(Option<i32>),
+    Long(Option<i64>),
+    Flag(Option<bool>),
+    List(Option<&'r [Cow<'r, str>]>),
+}
+
+impl Column {
+    fn named(name: &str) -> Option<Column> {
+        Some(match name {
+            "stage" => Column::Stage,
+            "verb" => Column::Verb,
+            "resource" => Column::Resource,
+            "subresource" => Column::Subresource,
+            "api_group" => Column::ApiGroup,
+            "api_version" => Column::ApiVersion,
+            "response_code" => Column::ResponseCode,
+            "user_name" => Column::UserName,
+            "user_groups" => Column::UserGroups,
+            "impersonated_user" => Column::ImpersonatedUser,
+            "impersonated_groups" => Column::ImpersonatedGroups,
+            "source_ip" => Column::SourceIp,
+            "user_agent" => Column::UserAgent,
+            "namespace" => Column::Namespace,
+            "decision" => Column::Decision,
+            "pod_security_violations" => Column::PodSecurityViolations,
+            "level" => Column::Level,
+            "privileged" => Column::Privileged,
+            "host_pid" => Column::HostPid,
+            "host_network" => Column::HostNetwork,
+            "host_ipc" => Column::HostIpc,
+            "run_as_root" => Column::RunAsRoot,
+            "allow_privilege_escalation" => Column::AllowPrivilegeEscalation,
+            "read_only_root_fs" => Column::ReadOnlyRootFs,
+            "seccomp_unconfined" => Column::SeccompUnconfined,
+            "apparmor_unconfined" => Column::ApparmorUnconfined,
+            "automount_token" => Column::AutomountToken,
+            "token_expiration_seconds" => Column::TokenExpirationSeconds,
+            _ => return None,
+        })
+    }
+
+    fn cell<'r>(self, row: &'r AuditRow<'_>) -> Cell<'r> {
+        let text = |v: &'r Option<Cow<'_, str>>| Cell::Text(v.as_deref());
+        let list = |v: &'r Option<Vec<Cow<'r, str>>>| Cell::List(v.as_deref());
+        let fact = |get: fn(&super::ObjectFacts) -> Option<bool>| {
+            Cell::Flag(row.facts.as_deref().and_then(get))
+        };
+        match self {
+            Column::Stage => text(&row.stage),
+            Column::Verb => text(&row.verb),
+            Column::Resource => text(&row.resource),
+            Column::Subresource => text(&row.subresource),
+            Column::ApiGroup => text(&row.api_group),
+            Column::ApiVersion => text(&row.api_version),
+            Column::ResponseCode => Cell::Number(row.response_code),
+            Column::UserName => text(&row.user_name),
+            Column::UserGroups => list(&row.user_groups),
+            Column::ImpersonatedUser => text(&row.impersonated_user),
+            Column::ImpersonatedGroups => list(&row.impersonated_groups),
+            Column::SourceIp => Cell::Text(
+                row.source_ips
+                    .as_ref()
+                    .and_then(|ips| ips.first())
+                    .map(|ip| ip.as_ref()),
+            ),
+            Column::UserAgent => text(&row.user_agent),
+            Column::Namespace => text(&row.namespace),
+            Column::Decision => text(&row.decision),
+            Column::PodSecurityViolations => text(&row.pod_security_violations),
+            Column::Level => text(&row.level),
+            Column::Privileged => fact(|f| f.privileged),
+            Column::HostPid => fact(|f| f.host_pid),
+            Column::HostNetwork => fact(|f| f.host_network),
+            Column::HostIpc => fact(|f| f.host_ipc),
+            Column::RunAsRoot => fact(|f| f.run_as_root),
+            Column::AllowPrivilegeEscalation => fact(|f| f.allow_privilege_escalation),
+            Column::ReadOnlyRootFs => fact(|f| f.read_only_root_fs),
+            Column::SeccompUnconfined => fact(|f| f.seccomp_unconfined),
+            Column::ApparmorUnconfined => fact(|f| f.apparmor_unconfined),
+            Column::AutomountToken => fact(|f| f.automount_token),
+            Column::TokenExpirationSeconds => Cell::Long(
+                row.facts
+                    .as_deref()
+                    .and_then(|f| f.token_expiration_seconds),
+            ),
+        }
+    }
+
+    /// Whether the column's values are of this Arrow type (what `one_row` builds).
+    fn has_type(self, data_type: &DataType) -> bool {
+        let sample = AuditRow::default();
+        match (self.cell(&sample), data_type) {
+            (Cell::Text(_), DataType::Utf8)
+            | (Cell::Number(_), DataType::Int32)
+            | (Cell::Long(_), DataType::Int64)
+            | (Cell::Flag(_), DataType::Boolean) => true,
+            (Cell::List(_), DataType::List(item)) => item.data_type() == &DataType::Utf8,
+            _ => false,
+        }
+    }
+}
+
+impl Cell<'_> {
+    /// Appends an encoding of the value that tells every two values apart.
+    fn encode(&self, out: &mut Vec<u8>) {
+        let text = |out: &mut Vec<u8>, s: &str| {
+            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
+        };
+        match self {
+            Cell::Text(None)
+            | Cell::Number(None)
+            | Cell::Long(None)
+            | Cell::Flag(None)
+            | Cell::List(None) => out.push(0),
+            Cell::Text(Some(s)) => {
+                out.push(1);
+                text(out, s);
+            }
+            Cell::Number(Some(n)) => {
+                out.push(1);
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+            Cell::Long(Some(n)) => {
+                out.push(1);
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+            Cell::Flag(Some(b)) => out.push(1 + u8::from(*b)),
+            Cell::List(Some(items)) => {
+                out.push(1);
+                out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+                for item in *items {
+                    text(out, item);
+                }
+            }
+        }
+    }
+
+    /// A one-row array of the value.
+    fn one_row(&self) -> ArrayRef {
+        match self {
+            Cell::Text(v) => Arc::new(StringArray::from(vec![*v])),
+            Cell::Number(v) => Arc::new(Int32Array::from(vec![*v])),
+            Cell::Long(v) => Arc::new(Int64Array::from(vec![*v])),
+            Cell::Flag(v) => Arc::new(BooleanArray::from(vec![*v])),
+            Cell::List(v) => {
+                let mut b = ListBuilder::new(StringBuilder::new());
+                match v {
+                    Some(items) => {
+                        for item in *items {
+                            b.values().append_value(item);
+                        }
+                        b.append(true);
+                    }
+                    None => b.append(false),
+                }
+                Arc::new(b.finish())
+            }
+        }
+    }
+}
+
+/// Columns judged together, with the verdicts of the combinations of their values seen so far.
+struct Judged {
+    columns: Vec<Column>,
+    schema: Arc<Schema>,
+    /// Which value set of the judge (`None`: the key columns).
+    set: Option<usize>,
+    ids: HashMap<Box<[u8]>, u32, FixedState>,
+    /// Verdict bits of each id, `words` words each.
+    bits: Vec<u64>,
+}
+
+/// Values remembered per set of columns before they are forgotten (memory stays bounded on
+/// logs where some value never repeats).
+const MAX_REMEMBERED: usize = 1 << 18;
+/// Rows judged before a thread may give up on screening.
+const GIVE_UP_AFTER: u64 = 8192;
+
+/// Judges rows for one decoding thread, remembering the verdicts of the values it has seen.
+pub(crate) struct RowScreen {
+    judge: Arc<dyn ScreenJudge>,
+    words: usize,
+    judged: Vec<Judged>,
+    scratch: Vec<u8>,
+    passing: Vec<u64>,
+    rows: u64,
+    misses: u64,
+}
+
+impl RowScreen {
+    /// A screen over `judge`'s columns; `None` when the decoder cannot read one of them.
+    pub(crate) fn new(judge: Arc<dyn ScreenJudge>) -> Option<RowScreen> {
+        let schema = audit_schema();
+        let set = |names: &[String], set: Option<usize>| -> Option<Judged> {
+            let mut columns = Vec::with_capacity(names.len());
+            let mut fields: Vec<FieldRef> = Vec::with_capacity(names.len());
+            for name in names {
+                let field = schema.field_with_name(name).ok()?;
+                let column = Column::named(name).filter(|c| c.has_type(field.data_type()));
+                let Some(column) = column else {
+                    tracing::debug!(column = %name, "screening off: the decoder cannot screen on this column");
+                    return None;
+                };
+                columns.push(column);
+                fields.push(Arc::new(Field::clone(field)));
+            }
+            Some(Judged {
+                columns,
+                schema: Arc::new(Schema::new(fields)),
+                set,
+                ids: HashMap::default(),
+                bits: Vec::new(),
+            })
+        };
+        let mut judged = vec![set(judge.key_columns(), None)?];
+        for (i, names) in judge.value_sets().iter().enumerate() {
+            judged.push(set(names, Some(i))?);
+        }
+        let words = judge.rules().div_ceil(64);
+        Some(RowScreen {
+            judge,
+            words,
+            judged,
+            scratch: Vec::new(),
+            passing: vec![0; words],
+            rows: 0,
+            misses: 0,
+        })
+    }
+
+    /// Whether some rule could read `row`.
+    fn admits(&mut self, row: &AuditRow<'_>) -> bool {
+        self.rows += 1;
+        if self.words == 0 {
+            return false;
+        }
+        for k in 0..self.judged.len() {
+            let id = self.id_of(k, row);
+            let judged = &self.judged[k];
+            let bits = &judged.bits[id * self.words..(id + 1) * self.words];
+            let mut any = 0u64;
+            if k == 0 {
+                self.passing.copy_from_slice(bits);
+                any = bits.iter().fold(0, |a, b| a | b);
+            } else {
+                for (p, b) in self.passing.iter_mut().zip(bits) {
+                    *p &= b;
+                    any |= *p;
+                }
+            }
+            if any == 0 {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The id of `row`'s values of the `k`th set of columns, judging them if they are new.
+    fn id_of(&mut self, k: usize, row: &AuditRow<'_>) -> usize {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let judged = &mut self.judged[k];
+        for c in &judged.columns {
+            c.cell(row).encode(&mut scratch);
+        }
+        let id = match judged.ids.get(scratch.as_slice()) {
+            Some(id) => *id as usize,
+            None => {
+                self.misses += 1;
+                if judged.ids.len() >= MAX_REMEMBERED {
+                    judged.ids.clear();
+                    judged.bits.clear();
+                }
+                let verdict = judge_one(self.judge.as_ref(), judged, row, self.words);
+                let id = judged.ids.len();
+                judged.ids.insert(scratch.as_slice().into(), id as u32);
+                judged.bits.extend_from_slice(&verdict);
+                id
+            }
+        };
+        self.scratch = scratch;
+        id
+    }
+
+    /// Whether judging new values costs more than screening saves: after a while, more than
+    /// one row in eight brought a value never seen before.
+    fn gave_up(&self) -> bool {
+        self.rows >= GIVE_UP_AFTER && self.misses * 8 > self.rows
+    }
+}
+
+/// The verdict on `row`'s values of the columns of `judged`, `words` words long; every rule
+/// passes when the judge cannot tell (its answer is malformed).
+fn judge_one(
+    judge: &dyn ScreenJudge,
+    judged: &Judged,
+    row: &AuditRow<'_>,
+    words: usize,
+) -> RuleBits {
+    let columns = judged
+        .columns
+        .iter()
+        .map(|c| c.cell(row).one_row())
+        .collect();
+    let all = vec![u64::MAX; words];
+    let Ok(batch) = RecordBatch::try_new(Arc::clone(&judged.schema), columns) else {
+        return all;
+    };
+    let verdicts = match judged.set {
+        None => judge.judge_keys(&batch),
+        Some(set) => judge.judge_values(set, &batch),
+    };
+    match verdicts.into_iter().next() {
+        Some(v) if v.len() == words => v,
+        _ => all,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray};
+    use std::sync::Mutex;
+
+    /// Two rules: rule 0 wants `create` of pods; rule 1 wants user `eve`, whatever she does.
+    struct TwoRules {
+        keys: Vec<String>,
+        sets: Vec<Vec<String>>,
+        asked: Mutex<usize>,
+    }
+
+    impl TwoRules {
+        fn new() -> Self {
+            TwoRules {
+                keys: vec!["verb".into(), "resource".into(), "privileged".into()],
+                sets: vec![vec!["user_name".into()], vec!["user_groups".into()]],
+                asked: Mutex::new(0),
+            }
+        }
+    }
+
+    impl ScreenJudge for TwoRules {
+        fn rules(&self) -> usize {
+            2
+        }
+        fn key_columns(&self) -> &[String] {
+            &self.keys
+        }
+        fn value_sets(&self) -> &[Vec<String>] {
+            &self.sets
+        }
+        fn judge_keys(&self, keys: &RecordBatch) -> Vec<RuleBits> {
+            *self.asked.lock().unwrap() += 1;
+            let verb = keys.column(0).as_string::<i32>();
+            let resource = keys.column(1).as_string::<i32>();
+            (0..keys.num_rows())
+                .map(|r| {
+                    let create_pod = verb.value(r) == "create" && resource.value(r) == "pods";
+                    vec![u64::from(create_pod) | 2]
+                })
+                .collect()
+        }
+        fn judge_values(&self, set: usize, values: &RecordBatch) -> Vec<RuleBits> {
+            *self.asked.lock().unwrap() += 1;
+            (0..values.num_rows())
+                .map(|r| match set {
+                    0 => {
+                        let user = values.column(0).as_string::<i32>();
+                        vec![1 | (u64::from(user.is_valid(r) && user.value(r) == "eve") << 1)]
+                    }
+                    _ => {
+                        // Groups are read as a list: every rule passes.
+                        assert!(values.column(0).as_list_opt::<i32>().is_some());
+                        vec![3]
+                    }
+                })
+                .collect()
+        }
+    }
+
+    fn row<'a>(verb: &'a str, resource: &'a str, user: &'a str) -> AuditRow<'a> {
+        AuditRow {
+            verb: Some(verb.into()),
+            resource: Some(resource.into()),
+            user_name: Some(user.into()),
+            user_groups: Some(vec!["system:authenticated".into()]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn keeps_the_rows_some_rule_passes_and_judges_each_value_once() {
+        let judge = Arc::new(TwoRules::new());
+        let mut screen = RowScreen::new(judge.clone()).expect("columns the decoder reads");
+        let rows = [
+            (row("create", "pods", "alice"), true),
+            (row("get", "pods", "alice"), false),
+            (row("get", "pods", "eve"), true),
+            (row("create", "pods", "eve"), true),
+            (row("list", "secrets", "alice"), false),
+            (row("create", "pods", "alice"), true),
+            (row("get", "pods", "alice"), false),
+        ];
+        for (r, expected) in &rows {
+            assert_eq!(
+                screen.admits(r),
+                *expected,
+                "{:?} by {:?}",
+                r.verb,
+                r.user_name
+            );
+        }
+        // Key combinations: (create,pods), (get,pods), (list,secrets); users: alice, eve;
+        // groups: one list.
+        assert_eq!(*judge.asked.lock().unwrap(), 3 + 2 + 1);
+    }
+
+    #[test]
+    fn a_column_the_decoder_cannot_read_turns_screening_off() {
+        let mut judge = TwoRules::new();
+        judge.sets.push(vec!["request_uri".into()]);
+        assert!(RowScreen::new(Arc::new(judge)).is_none());
+        let mut judge = TwoRules::new();
+        judge.keys.push("no_such_column".into());
+        assert!(RowScreen::new(Arc::new(judge)).is_none());
+    }
+
+    #[test]
+    fn null_and_empty_values_are_told_apart() {
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        Cell::Text(None).encode(&mut a);
+        Cell::Text(Some("")).encode(&mut b);
+        assert_ne!(a, b);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let one: Vec<Cow<'_, str>> = vec!["ab".into()];
+        let two: Vec<Cow<'_, str>> = vec!["a".into(), "b".into()];
+        Cell::List(Some(&one)).encode(&mut a);
+        Cell::List(Some(&two)).encode(&mut b);
+        assert_ne!(a, b);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        Cell::Flag(Some(false)).encode(&mut a);
+        Cell::Flag(None).encode(&mut b);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn waits_for_the_screen_then_judges_every_row() {
+        let handle = ScreenHandle::new();
+        let mut screening = Screening::new(Some(&handle));
+        let publisher = std::thread::spawn({
+            let handle = handle.clone();
+            move || {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                handle.set(Some(Arc::new(TwoRules::new())));
+            }
+        });
+        assert!(
+            !screening.admits(&row("get", "pods", "alice")),
+            "the first row waited for the screen and was judged"
+        );
+        assert!(screening.admits(&row("create", "pods", "alice")));
+        publisher.join().expect("publisher");
+        let none = ScreenHandle::new();
+        none.set(None);
+        let mut screening = Screening::new(Some(&none));
+        assert!(
+            screening.admits(&row("get", "pods", "alice")),
+            "no screen: kept"
+        );
+        assert!(matches!(screening, Screening::Off));
+    }
+
+    #[test]
+    fn a_dropped_publisher_sets_no_screen_so_decoders_go_on() {
+        let handle = ScreenHandle::new();
+        let failed = std::thread::spawn({
+            let guard = SetOnDrop(handle.clone());
+            move || {
+                let _guard = guard;
+                panic!("the rules failed to compile");
+            }
+        });
+        assert!(failed.join().is_err());
+        let mut screening = Screening::new(Some(&handle));
+        assert!(screening.admits(&row("get", "pods", "alice")));
+        // A screen set before the guard drops stays.
+        let handle = ScreenHandle::new();
+        {
+            let _guard = SetOnDrop(handle.clone());
+            handle.set(Some(Arc::new(TwoRules::new())));
+        }
+        assert!(!Screening::new(Some(&handle)).admits(&row("get", "pods", "alice")));
+    }
+
+    #[test]
+    fn gives_up_when_values_rarely_repeat() {
+        let mut screening = Screening::On(Box::new(
+            RowScreen::new(Arc::new(TwoRules::new())).expect("screen"),
+        ));
+        let users: Vec<String> = (0..GIVE_UP_AFTER).map(|i| format!("user-{i}")).collect();
+        for u in &users {
+            screening.admits(&row("get", "pods", u));
+        }
+        assert!(matches!(screening, Screening::Off), "every user was new");
+        assert!(
+            screening.admits(&row("get", "pods", "alice")),
+            "off: every row kept"
+        );
+    }
+
+    #[test]
+    fn no_rule_means_no_row() {
+        struct NoRules(Vec<String>, Vec<Vec<String>>);
+        impl ScreenJudge for NoRules {
+            fn rules(&self) -> usize {
+                0
+            }
+            fn key_columns(&self) -> &[String] {
+                &self.0
+            }
+            fn value_sets(&self) -> &[Vec<String>] {
+                &self.1
+            }
+            fn judge_keys(&self, _: &RecordBatch) -> Vec<RuleBits> {
+                Vec::new()
+            }
+            fn judge_values(&self, _: usize, _: &RecordBatch) -> Vec<RuleBits> {
+                Vec::new()
+            }
+        }
+        let mut screen =
+            RowScreen::new(Arc::new(NoRules(vec!["verb".into()], vec![]))).expect("screen");
+        assert!(!screen.admits(&row("create", "pods", "eve")));
+    }
+}
