@@ -296,7 +296,7 @@ fn compile_rules(
     config: &audithound_analytics::RuleConfig,
 ) -> Result<(RuleEngine, Vec<RuleError>), EngineError> {
     let started = Instant::now();
-    let compiled = RuleEngine::new(pack, config)?;
+    let compiled = RuleEngine::new_deferred(pack, config)?;
     tracing::debug!(
         ms = started.elapsed().as_secs_f64() * 1e3,
         rules = compiled.0.rule_count(),

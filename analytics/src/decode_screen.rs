@@ -120,6 +120,16 @@ impl ScreenJudge for DecodeScreen {
         self.judge(keys, |rule| rule.keys.iter().collect())
     }
 
+    fn rules_of_set(&self, set: usize) -> RuleBits {
+        let mut bits = vec![0u64; self.rules.len().div_ceil(64)];
+        for (r, rule) in self.rules.iter().enumerate() {
+            if rule.values.iter().any(|(s, _)| *s == set) {
+                bits[r / 64] |= 1 << (r % 64);
+            }
+        }
+        bits
+    }
+
     fn judge_values(&self, set: usize, values: &RecordBatch) -> Vec<RuleBits> {
         self.judge(values, |rule| {
             rule.values
@@ -184,6 +194,7 @@ mod tests {
         let screen = DecodeScreen::new(&[&writes, &failures], &columns, &TableKind::Audit.schema());
         assert_eq!(screen.rules(), 2);
         assert_eq!(screen.value_sets(), &[vec!["user_name".to_string()]]);
+        assert_eq!(screen.rules_of_set(0), vec![0b01]);
 
         // Key combinations: one for each rule, and one for neither.
         let keys: Vec<(&str, ArrayRef)> = screen

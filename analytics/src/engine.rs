@@ -10,7 +10,7 @@
 //! a batch spanning hours still sees each window as it was.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use audithound_ingest::audit::ScreenJudge;
@@ -112,7 +112,14 @@ struct CompiledRule {
     identity: RuleIdentity,
     /// The event table whose batches the rule judges.
     table: TableKind,
-    plan: Arc<dyn ExecutionPlan>,
+    /// The optimized logical plan, and the physical plan made from it when the rule first
+    /// runs (or at once, when the engine plans eagerly): a scan never plans the rules whose
+    /// screens admit nothing.
+    logical: LogicalPlan,
+    plan: OnceLock<Result<Arc<dyn ExecutionPlan>, String>>,
+    /// Where the rule came from, for errors found when planning.
+    origin: String,
+    sql_line: usize,
     task_ctx: Arc<TaskContext>,
     exceptions: Vec<Exception>,
     window: Option<Window>,
@@ -148,7 +155,10 @@ pub struct BatchOutcome {
 pub struct RuleEngine {
     runtime: tokio::runtime::Runtime,
     current: BTreeMap<TableKind, Arc<BatchSlot>>,
-    /// The session of every rule without a window.
+    /// The window tables (`audit_window`, ...): each yields the retained rows of the windowed
+    /// rule being run, put there just before it runs.
+    windows: BTreeMap<TableKind, Arc<BatchSlot>>,
+    /// The session of every rule.
     shared: SessionContext,
     /// The pre-screened columns of each table.
     screened: BTreeMap<TableKind, ScreenedColumns>,
@@ -178,10 +188,11 @@ pub(crate) fn rule_sql(
     params::substitute(&rule.spec.sql, &values)
 }
 
-/// A session for rules: the engine's configuration and functions, and the event tables over
-/// `current`.
+/// A session for rules: the engine's configuration and functions, the event tables over
+/// `current` and the window tables over `windows`.
 fn rule_session(
     current: &BTreeMap<TableKind, Arc<BatchSlot>>,
+    windows: &BTreeMap<TableKind, Arc<BatchSlot>>,
 ) -> Result<SessionContext, datafusion::error::DataFusionError> {
     let ctx = SessionContext::new_with_config(session_config());
     // Common subexpressions become a projection between a rule's filter and its scan, which
@@ -191,6 +202,9 @@ fn rule_session(
     udf::register_all(&ctx);
     for (kind, slot) in current {
         ctx.register_table(kind.name(), slot_table(slot)?)?;
+    }
+    for (kind, slot) in windows {
+        ctx.register_table(window_table(*kind), slot_table(slot)?)?;
     }
     Ok(ctx)
 }
@@ -231,6 +245,19 @@ impl RuleEngine {
         pack: &RulePack,
         config: &RuleConfig,
     ) -> Result<(RuleEngine, Vec<RuleError>), EngineError> {
+        let (mut engine, mut errors) = Self::new_deferred(pack, config)?;
+        errors.extend(engine.plan_all());
+        Ok((engine, errors))
+    }
+
+    /// Like [`RuleEngine::new`], but each rule's physical plan is made when the rule first has
+    /// rows to judge, on the thread that judges: for a scan, where most rules never see a row
+    /// their screen admits and physical planning was a third of start-up. The rare query that
+    /// plans logically but not physically then fails when it first runs, as a rule error.
+    pub fn new_deferred(
+        pack: &RulePack,
+        config: &RuleConfig,
+    ) -> Result<(RuleEngine, Vec<RuleError>), EngineError> {
         let mut engine = RuleEngine::empty().map_err(EngineError::Runtime)?;
         let enabled: Vec<&LoadedRule> = pack
             .rules()
@@ -264,7 +291,10 @@ impl RuleEngine {
         })?;
         let compiled = engine.compile(rule, config, params)?;
         engine.rules.push(compiled);
-        Ok(engine)
+        match engine.plan_all().pop() {
+            Some(e) => Err(e),
+            None => Ok(engine),
+        }
     }
 
     /// An engine without rules: its runtime, the slots of the event tables and the session
@@ -274,22 +304,26 @@ impl RuleEngine {
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
-        let current = TableKind::ALL
-            .iter()
-            .map(|k| {
-                (
-                    *k,
-                    Arc::new(BatchSlot {
-                        schema: k.schema(),
-                        batches: Mutex::new(Vec::new()),
-                    }),
-                )
-            })
-            .collect();
-        let shared = rule_session(&current).map_err(|e| e.to_string())?;
+        let slots = || -> BTreeMap<TableKind, Arc<BatchSlot>> {
+            TableKind::ALL
+                .iter()
+                .map(|k| {
+                    (
+                        *k,
+                        Arc::new(BatchSlot {
+                            schema: k.schema(),
+                            batches: Mutex::new(Vec::new()),
+                        }),
+                    )
+                })
+                .collect()
+        };
+        let (current, windows) = (slots(), slots());
+        let shared = rule_session(&current, &windows).map_err(|e| e.to_string())?;
         Ok(RuleEngine {
             runtime,
             current,
+            windows,
             shared,
             screened: TableKind::ALL
                 .iter()
@@ -444,25 +478,29 @@ impl RuleEngine {
         };
         let sql = rule_sql(rule, config, overrides).map_err(sql_err)?;
 
-        // Rules without a window share one session instead of building one each (with its
-        // functions and tables); a windowed rule has its own, for its own window table.
-        let ctx = match rule.window {
-            None => self.shared.clone(),
-            Some(_) => rule_session(&self.current).map_err(|e| invalid(e.to_string()))?,
-        };
-        let window_kind = match rule.window {
-            Some(_) => Some(
-                TableKind::ALL
-                    .into_iter()
-                    .find(|k| mentions(&sql, &window_table(*k)))
-                    .ok_or_else(|| {
-                        invalid(
-                            "a windowed rule reads `audit_window`, `dns_window` or `flow_window`"
-                                .into(),
-                        )
-                    })?,
-            ),
-            None => None,
+        // Every rule plans in one session (building one per rule, with its functions, was a
+        // tenth of start-up); a windowed rule's window table yields its own retained rows
+        // because the engine puts them there before running it.
+        let ctx = self.shared.clone();
+        let window_read = TableKind::ALL
+            .into_iter()
+            .find(|k| mentions(&sql, &window_table(*k)));
+        let window_kind = match (rule.window, window_read) {
+            (Some(_), Some(kind)) => Some(kind),
+            (Some(_), None) => {
+                return Err(invalid(
+                    "a windowed rule reads `audit_window`, `dns_window` or `flow_window`".into(),
+                ));
+            }
+            // The pack refuses such a rule already; the session has window tables for every
+            // rule, where this one would silently see nothing.
+            (None, Some(kind)) => {
+                return Err(invalid(format!(
+                    "the query reads `{}` but the rule has no `window`",
+                    window_table(kind)
+                )));
+            }
+            (None, None) => None,
         };
         let window_slot = window_kind.map(|k| {
             Arc::new(BatchSlot {
@@ -470,28 +508,16 @@ impl RuleEngine {
                 batches: Mutex::new(Vec::new()),
             })
         });
-        if let (Some(kind), Some(slot)) = (window_kind, &window_slot) {
-            slot_table(slot)
-                .and_then(|t| ctx.register_table(window_table(kind), t))
-                .map_err(|e| invalid(e.to_string()))?;
-        }
 
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
-        let (plan, logical) = self
+        let logical = self
             .runtime
             .block_on(async {
                 let df = ctx.sql_with_options(&sql, options).await?;
-                let logical = precompile_regex_matches(df.into_optimized_plan()?)?;
-                // Planning from the optimized plan: optimizing twice was half of start-up.
-                let state = ctx.state();
-                let plan = state
-                    .query_planner()
-                    .create_physical_plan(&logical, &state)
-                    .await?;
-                Ok::<_, datafusion::error::DataFusionError>((plan, logical))
+                precompile_regex_matches(df.into_optimized_plan()?)
             })
             .map_err(|e| sql_err(e.to_string()))?;
 
@@ -510,7 +536,7 @@ impl RuleEngine {
                 ));
             }
         };
-        let schema = plan.schema();
+        let schema = logical.schema().as_arrow();
         let has_time = TIME_COLUMNS.iter().any(|c| {
             schema
                 .field_with_name(c)
@@ -615,7 +641,10 @@ impl RuleEngine {
                 windowed: rule.window.is_some(),
             },
             table,
-            plan,
+            logical,
+            plan: OnceLock::new(),
+            origin: rule.origin.clone(),
+            sql_line: rule.sql_line,
             task_ctx: ctx.task_ctx(),
             exceptions,
             window,
@@ -701,13 +730,52 @@ impl RuleEngine {
         outcome
     }
 
+    /// The physical plan of an optimized logical plan (planning from the optimized plan:
+    /// optimizing twice was half of start-up).
+    fn physical_plan(&self, logical: &LogicalPlan) -> Result<Arc<dyn ExecutionPlan>, String> {
+        let state = self.shared.state();
+        self.runtime
+            .block_on(state.query_planner().create_physical_plan(logical, &state))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Makes the physical plan of every rule that has none yet; the rules that cannot be
+    /// planned are left out and returned as errors.
+    fn plan_all(&mut self) -> Vec<RuleError> {
+        let mut errors = Vec::new();
+        let mut kept = Vec::with_capacity(self.rules.len());
+        for rule in std::mem::take(&mut self.rules) {
+            let planned = rule.plan.get_or_init(|| self.physical_plan(&rule.logical));
+            match planned {
+                Ok(_) => kept.push(rule),
+                Err(message) => errors.push(RuleError::Sql {
+                    origin: rule.origin.clone(),
+                    line: rule.sql_line,
+                    rule_id: rule.identity.rule_id.clone(),
+                    message: message.clone(),
+                }),
+            }
+        }
+        self.rules = kept;
+        errors
+    }
+
     fn run_rule(&self, i: usize) -> Result<Vec<Match>, EngineError> {
         let rule = &self.rules[i];
         let err = |e: datafusion::error::DataFusionError| EngineError::Execution {
             rule_id: rule.identity.rule_id.clone(),
             message: e.to_string(),
         };
-        let plan = reset_plan_states(Arc::clone(&rule.plan)).map_err(err)?;
+        let planned = rule.plan.get_or_init(|| self.physical_plan(&rule.logical));
+        let plan = match planned {
+            Ok(plan) => reset_plan_states(Arc::clone(plan)).map_err(err)?,
+            Err(message) => {
+                return Err(EngineError::Execution {
+                    rule_id: rule.identity.rule_id.clone(),
+                    message: message.clone(),
+                });
+            }
+        };
         let batches = self
             .runtime
             .block_on(collect(plan, Arc::clone(&rule.task_ctx)))
@@ -774,14 +842,23 @@ impl RuleEngine {
             }
             let part = sorted.slice(start, end - start);
             let newest = ts.value(end - 1);
+            let table = self.rules[i].table;
             if let Some(w) = &self.rules[i].window {
                 let cutoff = newest - length.as_micros() as i64;
                 if let Ok(mut slot) = w.slot.batches.lock() {
                     slot.push(part);
                     trim_window(&mut slot, cutoff).map_err(err)?;
+                    // The window table of the session yields this rule's window while it runs.
+                    if let Ok(mut shared) = self.windows[&table].batches.lock() {
+                        *shared = slot.clone();
+                    }
                 }
             }
-            results.push(self.run_rule(i)?);
+            let run = self.run_rule(i);
+            if let Ok(mut shared) = self.windows[&table].batches.lock() {
+                shared.clear();
+            }
+            results.push(run?);
             start = end;
         }
         Ok(results)
@@ -1076,6 +1153,34 @@ mod tests {
             with.screened_out,
             with.events
         );
+    }
+
+    #[test]
+    fn a_deferred_engine_plans_only_the_rules_that_get_rows() {
+        let pack = builtin_pack();
+        let (mut engine, errors) =
+            RuleEngine::new_deferred(&pack, &RuleConfig::default()).expect("engine");
+        assert!(errors.is_empty(), "{errors:?}");
+        let planned = |e: &RuleEngine| e.rules.iter().filter(|r| r.plan.get().is_some()).count();
+        assert_eq!(planned(&engine), 0, "nothing is planned before rows arrive");
+        let bytes = attack_fixture();
+        let options = audithound_ingest::reader::ReadOptions::default();
+        let (decoded, _, _) = audithound_ingest::reader::decode_audit_bytes(&bytes, &options);
+        let deferred = findings_of(&mut engine, &decoded);
+        let ran = engine.rule_costs().iter().filter(|c| c.runs > 0).count();
+        assert_eq!(
+            planned(&engine),
+            ran,
+            "the rules that ran, and only they, were planned"
+        );
+        assert!(
+            ran < engine.rule_count(),
+            "{ran} of {}",
+            engine.rule_count()
+        );
+        let (mut eager, _) = RuleEngine::new(&pack, &RuleConfig::default()).expect("engine");
+        assert_eq!(planned(&eager), eager.rule_count());
+        assert_eq!(deferred, findings_of(&mut eager, &decoded));
     }
 
     #[test]

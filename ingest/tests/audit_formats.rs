@@ -342,6 +342,9 @@ impl audithound_ingest::audit::ScreenJudge for GetsOnly {
     fn judge_values(&self, _: usize, _: &RecordBatch) -> Vec<audithound_ingest::audit::RuleBits> {
         Vec::new()
     }
+    fn rules_of_set(&self, _: usize) -> audithound_ingest::audit::RuleBits {
+        vec![0]
+    }
 }
 
 #[test]

@@ -47,6 +47,8 @@ pub trait ScreenJudge: Send + Sync {
     /// For each row of `values` (the columns of value set `set`), the rules whose conditions
     /// on them may hold.
     fn judge_values(&self, set: usize, values: &RecordBatch) -> Vec<RuleBits>;
+    /// The rules that have a condition on value set `set` (the others always pass it).
+    fn rules_of_set(&self, set: usize) -> RuleBits;
 }
 
 /// Where decoders find the screen of the rules once they are compiled. Decoders wait for it
@@ -358,6 +360,11 @@ struct Judged {
     schema: Arc<Schema>,
     /// Which value set of the judge (`None`: the key columns).
     set: Option<usize>,
+    /// The rules with conditions on these columns: when none of them is still passing, the
+    /// columns need not be looked at.
+    rules: Vec<u64>,
+    /// Rows that these columns were the last to turn down.
+    rejected: u64,
     ids: HashMap<Box<[u8]>, u32, FixedState>,
     /// Verdict bits of each id, `words` words each.
     bits: Vec<u64>,
@@ -366,6 +373,8 @@ struct Judged {
 /// Values remembered per set of columns before they are forgotten (memory stays bounded on
 /// logs where some value never repeats).
 const MAX_REMEMBERED: usize = 1 << 18;
+/// Rows between two orderings of the value columns by how many rows they turned down.
+const REORDER_EVERY: u64 = 4096;
 /// Rows judged before a thread may give up on screening.
 const GIVE_UP_AFTER: u64 = 8192;
 
@@ -384,6 +393,7 @@ impl RowScreen {
     /// A screen over `judge`'s columns; `None` when the decoder cannot read one of them.
     pub(crate) fn new(judge: Arc<dyn ScreenJudge>) -> Option<RowScreen> {
         let schema = audit_schema();
+        let words = judge.rules().div_ceil(64);
         let set = |names: &[String], set: Option<usize>| -> Option<Judged> {
             let mut columns = Vec::with_capacity(names.len());
             let mut fields: Vec<FieldRef> = Vec::with_capacity(names.len());
@@ -397,10 +407,19 @@ impl RowScreen {
                 columns.push(column);
                 fields.push(Arc::new(Field::clone(field)));
             }
+            let rules = match set {
+                None => vec![u64::MAX; words],
+                Some(s) => judge.rules_of_set(s),
+            };
+            if rules.len() != words {
+                return None;
+            }
             Some(Judged {
                 columns,
                 schema: Arc::new(Schema::new(fields)),
                 set,
+                rules,
+                rejected: 0,
                 ids: HashMap::default(),
                 bits: Vec::new(),
             })
@@ -409,7 +428,6 @@ impl RowScreen {
         for (i, names) in judge.value_sets().iter().enumerate() {
             judged.push(set(names, Some(i))?);
         }
-        let words = judge.rules().div_ceil(64);
         Some(RowScreen {
             judge,
             words,
@@ -421,15 +439,29 @@ impl RowScreen {
         })
     }
 
-    /// Whether some rule could read `row`.
+    /// Whether some rule could read `row`. The key columns are looked at first; then each set
+    /// of value columns that some still-passing rule has a condition on, those that turn most
+    /// rows down first.
     fn admits(&mut self, row: &AuditRow<'_>) -> bool {
         self.rows += 1;
         if self.words == 0 {
             return false;
         }
+        if self.rows.is_multiple_of(REORDER_EVERY) {
+            self.judged[1..].sort_by_key(|j| std::cmp::Reverse(j.rejected));
+        }
         for k in 0..self.judged.len() {
+            if k > 0
+                && !self
+                    .passing
+                    .iter()
+                    .zip(&self.judged[k].rules)
+                    .any(|(p, r)| p & r != 0)
+            {
+                continue;
+            }
             let id = self.id_of(k, row);
-            let judged = &self.judged[k];
+            let judged = &mut self.judged[k];
             let bits = &judged.bits[id * self.words..(id + 1) * self.words];
             let mut any = 0u64;
             if k == 0 {
@@ -442,6 +474,7 @@ impl RowScreen {
                 }
             }
             if any == 0 {
+                judged.rejected += 1;
                 return false;
             }
         }
@@ -569,6 +602,10 @@ mod tests {
                 })
                 .collect()
         }
+        fn rules_of_set(&self, set: usize) -> RuleBits {
+            // The user name is rule 1's; say the groups are rule 0's.
+            vec![if set == 0 { 0b10 } else { 0b01 }]
+        }
     }
 
     fn row<'a>(verb: &'a str, resource: &'a str, user: &'a str) -> AuditRow<'a> {
@@ -606,6 +643,25 @@ mod tests {
         // Key combinations: (create,pods), (get,pods), (list,secrets); users: alice, eve;
         // groups: one list.
         assert_eq!(*judge.asked.lock().unwrap(), 3 + 2 + 1);
+    }
+
+    #[test]
+    fn columns_that_no_passing_rule_has_conditions_on_are_not_looked_at() {
+        let judge = Arc::new(TwoRules::new());
+        let mut screen = RowScreen::new(judge.clone()).expect("screen");
+        // Rule 0 (the only one with conditions on the groups) never passes `get`: the groups,
+        // new in every row, are never judged.
+        for i in 0..100 {
+            let group = format!("team-{i}");
+            let mut r = row("get", "pods", "eve");
+            r.user_groups = Some(vec![group.as_str().into()]);
+            assert!(screen.admits(&r), "eve is rule 1's");
+        }
+        assert_eq!(
+            *judge.asked.lock().unwrap(),
+            1 + 1,
+            "one key and one user judged"
+        );
     }
 
     #[test]
@@ -719,6 +775,9 @@ mod tests {
                 Vec::new()
             }
             fn judge_values(&self, _: usize, _: &RecordBatch) -> Vec<RuleBits> {
+                Vec::new()
+            }
+            fn rules_of_set(&self, _: usize) -> RuleBits {
                 Vec::new()
             }
         }
