@@ -28,6 +28,7 @@ fn return_freed_memory_at_once() {
 }
 
 mod backlog;
+mod coalesce;
 mod config;
 mod demo;
 mod output;

@@ -19,6 +19,7 @@ use audithound_models::{Catalog, Finding, Severity, TableKind};
 use clap::Args;
 
 use crate::Format;
+use crate::coalesce::{Coalescer, Joined};
 use crate::config::Config;
 use crate::output;
 
@@ -147,6 +148,35 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         }
     }));
     let mut engine: Option<RuleEngine> = None;
+    // Screened batches are small; the rules see them joined (their cost is partly per batch).
+    let mut coalescer = Coalescer::new(options.batch_rows);
+    let mut hand_over = |joined: Joined,
+                         engine: &mut Option<RuleEngine>,
+                         compiling: &mut Option<Compiling>|
+     -> anyhow::Result<()> {
+        if joined.is_empty() {
+            return Ok(());
+        }
+        let engine = ready(compiling, engine, audit_columns.as_ref())?;
+        if let Some((table, batch)) = joined.batch {
+            let batch = directory.enrich(table, batch);
+            let outcome = engine.process(table, &batch);
+            for e in &outcome.errors {
+                engine_errors += 1;
+                tracing::error!("{e}");
+            }
+            for f in outcome.findings {
+                findings.insert(f.id.clone(), f);
+            }
+        }
+        if let Some(latest) = joined
+            .latest_screened
+            .and_then(chrono::DateTime::from_timestamp_micros)
+        {
+            engine.advance_time(latest);
+        }
+        Ok(())
+    };
     let stats = read_audit_inputs(
         &inputs,
         &options,
@@ -154,22 +184,23 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         |item| -> anyhow::Result<()> {
             match item {
                 DecodedBatch::Batch(table, batch) => {
-                    let batch = directory.enrich(table, batch);
-                    let outcome = ready(&mut compiling, &mut engine, audit_columns.as_ref())?
-                        .process(table, &batch);
-                    for e in &outcome.errors {
-                        engine_errors += 1;
-                        tracing::error!("{e}");
-                    }
-                    for f in outcome.findings {
-                        findings.insert(f.id.clone(), f);
+                    for joined in coalescer
+                        .push(table, batch)
+                        .context("joining decoded batches")?
+                    {
+                        hand_over(joined, &mut engine, &mut compiling)?;
                     }
                 }
                 DecodedBatch::ScreenedOut { latest_ts, .. } => {
-                    if let Some(latest) = chrono::DateTime::from_timestamp_micros(latest_ts) {
-                        ready(&mut compiling, &mut engine, audit_columns.as_ref())?
-                            .advance_time(latest);
-                    }
+                    let latest_screened = coalescer.screened_out(latest_ts);
+                    hand_over(
+                        Joined {
+                            batch: None,
+                            latest_screened,
+                        },
+                        &mut engine,
+                        &mut compiling,
+                    )?;
                 }
                 DecodedBatch::Bad(bad) => {
                     if let Some(w) = dead_letter.as_mut() {
@@ -195,6 +226,11 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         Err(ReadError::Input(e)) => return Err(e.into()),
         Err(ReadError::Sink(e)) => return Err(e),
     };
+    hand_over(
+        coalescer.take().context("joining decoded batches")?,
+        &mut engine,
+        &mut compiling,
+    )?;
     let engine = ready(&mut compiling, &mut engine, audit_columns.as_ref())?;
     tracing::debug!(
         events = stats.events,

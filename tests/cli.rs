@@ -167,6 +167,8 @@ fn summary_counts(out: &Output) -> Vec<String> {
         .collect()
 }
 
+/// A screened scan also hands the rules its small batches joined (30,000 events make several
+/// chunks), where `--no-screen` hands them one batch per chunk.
 #[test]
 fn leaving_out_the_events_no_rule_could_read_changes_no_finding_and_no_count() {
     let dir = tempfile::tempdir().unwrap();
