@@ -233,12 +233,10 @@ impl Column {
         })
     }
 
+    #[inline]
     fn cell<'r>(self, row: &'r AuditRow<'_>) -> Cell<'r> {
         let text = |v: &'r Option<Cow<'_, str>>| Cell::Text(v.as_deref());
         let list = |v: &'r Option<Vec<Cow<'r, str>>>| Cell::List(v.as_deref());
-        let fact = |get: fn(&super::ObjectFacts) -> Option<bool>| {
-            Cell::Flag(row.facts.as_deref().and_then(get))
-        };
         match self {
             Column::Stage => text(&row.stage),
             Column::Verb => text(&row.verb),
@@ -262,21 +260,56 @@ impl Column {
             Column::Decision => text(&row.decision),
             Column::PodSecurityViolations => text(&row.pod_security_violations),
             Column::Level => text(&row.level),
-            Column::Privileged => fact(|f| f.privileged),
-            Column::HostPid => fact(|f| f.host_pid),
-            Column::HostNetwork => fact(|f| f.host_network),
-            Column::HostIpc => fact(|f| f.host_ipc),
-            Column::RunAsRoot => fact(|f| f.run_as_root),
-            Column::AllowPrivilegeEscalation => fact(|f| f.allow_privilege_escalation),
-            Column::ReadOnlyRootFs => fact(|f| f.read_only_root_fs),
-            Column::SeccompUnconfined => fact(|f| f.seccomp_unconfined),
-            Column::ApparmorUnconfined => fact(|f| f.apparmor_unconfined),
-            Column::AutomountToken => fact(|f| f.automount_token),
+            Column::Privileged
+            | Column::HostPid
+            | Column::HostNetwork
+            | Column::HostIpc
+            | Column::RunAsRoot
+            | Column::AllowPrivilegeEscalation
+            | Column::ReadOnlyRootFs
+            | Column::SeccompUnconfined
+            | Column::ApparmorUnconfined
+            | Column::AutomountToken => Cell::Flag(row.facts.as_deref().and_then(|f| self.flag(f))),
             Column::TokenExpirationSeconds => Cell::Long(
                 row.facts
                     .as_deref()
                     .and_then(|f| f.token_expiration_seconds),
             ),
+        }
+    }
+
+    /// Whether the column is one of the boolean facts of a pod template (read by [`Self::flag`]).
+    fn is_fact_flag(self) -> bool {
+        matches!(
+            self,
+            Column::Privileged
+                | Column::HostPid
+                | Column::HostNetwork
+                | Column::HostIpc
+                | Column::RunAsRoot
+                | Column::AllowPrivilegeEscalation
+                | Column::ReadOnlyRootFs
+                | Column::SeccompUnconfined
+                | Column::ApparmorUnconfined
+                | Column::AutomountToken
+        )
+    }
+
+    /// The value of a fact flag (`None` for other columns).
+    #[inline]
+    fn flag(self, f: &super::ObjectFacts) -> Option<bool> {
+        match self {
+            Column::Privileged => f.privileged,
+            Column::HostPid => f.host_pid,
+            Column::HostNetwork => f.host_network,
+            Column::HostIpc => f.host_ipc,
+            Column::RunAsRoot => f.run_as_root,
+            Column::AllowPrivilegeEscalation => f.allow_privilege_escalation,
+            Column::ReadOnlyRootFs => f.read_only_root_fs,
+            Column::SeccompUnconfined => f.seccomp_unconfined,
+            Column::ApparmorUnconfined => f.apparmor_unconfined,
+            Column::AutomountToken => f.automount_token,
+            _ => None,
         }
     }
 
@@ -296,6 +329,7 @@ impl Column {
 
 impl Cell<'_> {
     /// Appends an encoding of the value that tells every two values apart.
+    #[inline]
     fn encode(&self, out: &mut Vec<u8>) {
         let text = |out: &mut Vec<u8>, s: &str| {
             out.extend_from_slice(&(s.len() as u32).to_le_bytes());
@@ -357,6 +391,11 @@ impl Cell<'_> {
 /// Columns judged together, with the verdicts of the combinations of their values seen so far.
 struct Judged {
     columns: Vec<Column>,
+    /// The columns other than the pod-fact flags, which are encoded one by one.
+    cells: Vec<Column>,
+    /// The pod-fact flags among the columns (two bits each in the encoding): nearly every event
+    /// has no facts, and then all of them are encoded by one byte.
+    flags: Vec<Column>,
     schema: Arc<Schema>,
     /// Which value set of the judge (`None`: the key columns).
     set: Option<usize>,
@@ -368,6 +407,34 @@ struct Judged {
     ids: HashMap<Box<[u8]>, u32, FixedState>,
     /// Verdict bits of each id, `words` words each.
     bits: Vec<u64>,
+}
+
+impl Judged {
+    /// Appends an encoding of `row`'s values of these columns that tells every two
+    /// combinations apart.
+    #[inline]
+    fn encode(&self, row: &AuditRow<'_>, out: &mut Vec<u8>) {
+        for c in &self.cells {
+            c.cell(row).encode(out);
+        }
+        if self.flags.is_empty() {
+            return;
+        }
+        match row.facts.as_deref() {
+            None => out.push(0),
+            Some(facts) => {
+                // Two bits a flag: 0 absent, 1 false, 2 true (at most 32 flags: `is_fact_flag`
+                // names fewer).
+                let mut packed = 0u64;
+                for (i, c) in self.flags.iter().enumerate() {
+                    let bits = c.flag(facts).map_or(0u64, |b| 1 + u64::from(b));
+                    packed |= bits << (2 * (i % 32));
+                }
+                out.push(1);
+                out.extend_from_slice(&packed.to_le_bytes());
+            }
+        }
+    }
 }
 
 /// Values remembered per set of columns before they are forgotten (memory stays bounded on
@@ -414,8 +481,11 @@ impl RowScreen {
             if rules.len() != words {
                 return None;
             }
+            let (flags, cells) = columns.iter().partition(|c| c.is_fact_flag());
             Some(Judged {
                 columns,
+                cells,
+                flags,
                 schema: Arc::new(Schema::new(fields)),
                 set,
                 rules,
@@ -486,9 +556,7 @@ impl RowScreen {
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         let judged = &mut self.judged[k];
-        for c in &judged.columns {
-            c.cell(row).encode(&mut scratch);
-        }
+        judged.encode(row, &mut scratch);
         let id = match judged.ids.get(scratch.as_slice()) {
             Some(id) => *id as usize,
             None => {
@@ -616,6 +684,54 @@ mod tests {
             user_groups: Some(vec!["system:authenticated".into()]),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn the_key_encoding_tells_every_combination_of_pod_facts_apart() {
+        let judge = Arc::new(TwoRules {
+            keys: vec![
+                "verb".into(),
+                "privileged".into(),
+                "host_pid".into(),
+                "automount_token".into(),
+                "token_expiration_seconds".into(),
+            ],
+            sets: Vec::new(),
+            asked: Mutex::new(0),
+        });
+        let screen = RowScreen::new(judge).expect("columns the decoder reads");
+        let keys = &screen.judged[0];
+        assert_eq!(keys.flags.len(), 3, "the flags are packed");
+        let flag = [None, Some(false), Some(true)];
+        let mut seen = std::collections::HashSet::new();
+        let mut rows = 0;
+        for facts in [false, true] {
+            for (a, b, c) in (0..27).map(|i| (flag[i % 3], flag[i / 3 % 3], flag[i / 9])) {
+                for expiry in [None, Some(3600)] {
+                    let row = AuditRow {
+                        verb: Some("create".into()),
+                        facts: facts.then(|| {
+                            Box::new(super::super::ObjectFacts {
+                                privileged: a,
+                                host_pid: b,
+                                automount_token: c,
+                                token_expiration_seconds: expiry,
+                                ..Default::default()
+                            })
+                        }),
+                        ..Default::default()
+                    };
+                    let mut encoded = Vec::new();
+                    keys.encode(&row, &mut encoded);
+                    // Rows without facts have every flag and the expiry absent: one encoding.
+                    if facts || (a, b, c, expiry) == (None, None, None, None) {
+                        rows += 1;
+                        assert!(seen.insert(encoded), "{a:?} {b:?} {c:?} {expiry:?}");
+                    }
+                }
+            }
+        }
+        assert_eq!(rows, 1 + 27 * 2);
     }
 
     #[test]
