@@ -381,7 +381,7 @@ impl AuditDecoder {
         }
         // One UTF-8 check of the whole record is cheaper than serde_json's check of every
         // string in it; a record that is not valid UTF-8 still gets the byte parser's verdict.
-        let parsed = match std::str::from_utf8(bytes) {
+        let parsed = match json_reader::utf8(bytes) {
             Ok(text) => Envelope::parse(text, self.wanted),
             Err(_) => serde_json::from_slice(bytes),
         };
