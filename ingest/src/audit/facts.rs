@@ -14,63 +14,24 @@ use serde_json::value::RawValue;
 
 use super::row::ObjectFacts;
 
-/// The top-level fields of any Kubernetes object that facts come from.
+/// The top-level fields of any Kubernetes object that facts come from. Its `spec` is kept as
+/// JSON text to be read by the carrier's own type, or read at once as `S`: a pod's or a
+/// workload's object is then parsed in one pass instead of once for the object, once for its
+/// spec and once for the pod template (the facts were half the cost of building rows).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct K8sObject<'a> {
-    kind: Option<String>,
-    metadata: Option<ObjectMeta>,
-    #[serde(borrow)]
-    spec: Option<&'a RawValue>,
-    #[serde(borrow)]
-    template: Option<&'a RawValue>,
-    rules: Option<Vec<PolicyRule>>,
-    role_ref: Option<RoleRef>,
-    subjects: Option<Vec<Subject>>,
-    webhooks: Option<Vec<Webhook>>,
-    #[serde(rename = "type")]
-    type_: Option<String>,
-}
-
-/// [`K8sObject`] with its `spec` read at once as `S`: a pod's or a workload's object is then
-/// parsed in one pass instead of once for the object, once for its spec and once for the pod
-/// template (the facts were half the cost of building rows). It has every field of
-/// `K8sObject`, so that it parses exactly when `K8sObject` does and the spec parses as `S`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TypedObject<'a, S> {
+struct K8sObject<'a, S = &'a RawValue> {
     kind: Option<String>,
     metadata: Option<ObjectMeta>,
     spec: Option<S>,
     #[serde(borrow)]
-    #[allow(dead_code)]
     template: Option<&'a RawValue>,
-    #[allow(dead_code)]
     rules: Option<Vec<PolicyRule>>,
-    #[allow(dead_code)]
     role_ref: Option<RoleRef>,
-    #[allow(dead_code)]
     subjects: Option<Vec<Subject>>,
-    #[allow(dead_code)]
     webhooks: Option<Vec<Webhook>>,
     #[serde(rename = "type")]
-    #[allow(dead_code)]
     type_: Option<String>,
-}
-
-/// [`WorkloadSpec`] with its pod template read at once (see [`TypedObject`]).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TypedWorkloadSpec<'a> {
-    template: Option<PodTemplate>,
-    #[serde(borrow)]
-    #[allow(dead_code)]
-    job_template: Option<&'a RawValue>,
-    #[serde(rename = "type")]
-    #[allow(dead_code)]
-    type_: Option<String>,
-    #[allow(dead_code)]
-    expiration_seconds: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -118,12 +79,12 @@ struct ServiceRef {
     name: Option<String>,
 }
 
-/// `spec` of a workload: where its pod template lives.
+/// `spec` of a workload: where its pod template lives, kept as JSON text or read at once as
+/// `T` (see [`K8sObject`]).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct WorkloadSpec<'a> {
-    #[serde(borrow)]
-    template: Option<&'a RawValue>,
+struct WorkloadSpec<'a, T = &'a RawValue> {
+    template: Option<T>,
     #[serde(borrow)]
     job_template: Option<&'a RawValue>,
     #[serde(rename = "type")]
@@ -401,13 +362,13 @@ fn one_pass(kind: Carrier, object: &str) -> Option<ObjectFacts> {
     let mut facts = ObjectFacts::default();
     let (meta, pod) = match kind {
         Carrier::Pod => {
-            let obj = serde_json::from_str::<TypedObject<'_, PodSpec>>(object).ok()?;
+            let obj = serde_json::from_str::<K8sObject<'_, PodSpec>>(object).ok()?;
             facts.object_kind = obj.kind;
             (obj.metadata, obj.spec.map(|spec| (spec, None)))
         }
         Carrier::Workload => {
-            let obj =
-                serde_json::from_str::<TypedObject<'_, TypedWorkloadSpec<'_>>>(object).ok()?;
+            let obj = serde_json::from_str::<K8sObject<'_, WorkloadSpec<'_, PodTemplate>>>(object)
+                .ok()?;
             facts.object_kind = obj.kind;
             let template = obj.spec.and_then(|s| s.template);
             let pod = match template {

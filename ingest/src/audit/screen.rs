@@ -189,6 +189,9 @@ enum Column {
     TokenExpirationSeconds,
 }
 
+/// Reads one boolean fact of a pod template.
+type FactFlag = fn(&super::ObjectFacts) -> Option<bool>;
+
 /// The value of one screened column of a row.
 enum Cell<'r> {
     Text(Option<&'r str>),
@@ -260,57 +263,35 @@ impl Column {
             Column::Decision => text(&row.decision),
             Column::PodSecurityViolations => text(&row.pod_security_violations),
             Column::Level => text(&row.level),
-            Column::Privileged
-            | Column::HostPid
-            | Column::HostNetwork
-            | Column::HostIpc
-            | Column::RunAsRoot
-            | Column::AllowPrivilegeEscalation
-            | Column::ReadOnlyRootFs
-            | Column::SeccompUnconfined
-            | Column::ApparmorUnconfined
-            | Column::AutomountToken => Cell::Flag(row.facts.as_deref().and_then(|f| self.flag(f))),
             Column::TokenExpirationSeconds => Cell::Long(
                 row.facts
                     .as_deref()
                     .and_then(|f| f.token_expiration_seconds),
             ),
+            // Every other column is a fact flag (`fact_flag` names them).
+            flag => {
+                let read = flag.fact_flag();
+                Cell::Flag(row.facts.as_deref().zip(read).and_then(|(f, read)| read(f)))
+            }
         }
     }
 
-    /// Whether the column is one of the boolean facts of a pod template (read by [`Self::flag`]).
-    fn is_fact_flag(self) -> bool {
-        matches!(
-            self,
-            Column::Privileged
-                | Column::HostPid
-                | Column::HostNetwork
-                | Column::HostIpc
-                | Column::RunAsRoot
-                | Column::AllowPrivilegeEscalation
-                | Column::ReadOnlyRootFs
-                | Column::SeccompUnconfined
-                | Column::ApparmorUnconfined
-                | Column::AutomountToken
-        )
-    }
-
-    /// The value of a fact flag (`None` for other columns).
-    #[inline]
-    fn flag(self, f: &super::ObjectFacts) -> Option<bool> {
-        match self {
-            Column::Privileged => f.privileged,
-            Column::HostPid => f.host_pid,
-            Column::HostNetwork => f.host_network,
-            Column::HostIpc => f.host_ipc,
-            Column::RunAsRoot => f.run_as_root,
-            Column::AllowPrivilegeEscalation => f.allow_privilege_escalation,
-            Column::ReadOnlyRootFs => f.read_only_root_fs,
-            Column::SeccompUnconfined => f.seccomp_unconfined,
-            Column::ApparmorUnconfined => f.apparmor_unconfined,
-            Column::AutomountToken => f.automount_token,
-            _ => None,
-        }
+    /// How to read the column from an event's facts, when it is one of the boolean facts of a
+    /// pod template.
+    fn fact_flag(self) -> Option<FactFlag> {
+        Some(match self {
+            Column::Privileged => |f| f.privileged,
+            Column::HostPid => |f| f.host_pid,
+            Column::HostNetwork => |f| f.host_network,
+            Column::HostIpc => |f| f.host_ipc,
+            Column::RunAsRoot => |f| f.run_as_root,
+            Column::AllowPrivilegeEscalation => |f| f.allow_privilege_escalation,
+            Column::ReadOnlyRootFs => |f| f.read_only_root_fs,
+            Column::SeccompUnconfined => |f| f.seccomp_unconfined,
+            Column::ApparmorUnconfined => |f| f.apparmor_unconfined,
+            Column::AutomountToken => |f| f.automount_token,
+            _ => return None,
+        })
     }
 
     /// Whether the column's values are of this Arrow type (what `one_row` builds).
@@ -395,7 +376,7 @@ struct Judged {
     cells: Vec<Column>,
     /// The pod-fact flags among the columns (two bits each in the encoding): nearly every event
     /// has no facts, and then all of them are encoded by one byte.
-    flags: Vec<Column>,
+    flags: Vec<FactFlag>,
     schema: Arc<Schema>,
     /// Which value set of the judge (`None`: the key columns).
     set: Option<usize>,
@@ -423,11 +404,11 @@ impl Judged {
         match row.facts.as_deref() {
             None => out.push(0),
             Some(facts) => {
-                // Two bits a flag: 0 absent, 1 false, 2 true (at most 32 flags: `is_fact_flag`
+                // Two bits a flag: 0 absent, 1 false, 2 true (at most 32 flags: `fact_flag`
                 // names fewer).
                 let mut packed = 0u64;
-                for (i, c) in self.flags.iter().enumerate() {
-                    let bits = c.flag(facts).map_or(0u64, |b| 1 + u64::from(b));
+                for (i, read) in self.flags.iter().enumerate() {
+                    let bits = read(facts).map_or(0u64, |b| 1 + u64::from(b));
                     packed |= bits << (2 * (i % 32));
                 }
                 out.push(1);
@@ -481,7 +462,12 @@ impl RowScreen {
             if rules.len() != words {
                 return None;
             }
-            let (flags, cells) = columns.iter().partition(|c| c.is_fact_flag());
+            let cells = columns
+                .iter()
+                .copied()
+                .filter(|c| c.fact_flag().is_none())
+                .collect();
+            let flags = columns.iter().filter_map(|c| c.fact_flag()).collect();
             Some(Judged {
                 columns,
                 cells,
