@@ -160,7 +160,14 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         let engine = ready(compiling, engine, audit_columns.as_ref())?;
         if let Some((table, batch)) = joined.batch {
             let batch = directory.enrich(table, batch);
+            let judging = Instant::now();
             let outcome = engine.process(table, &batch);
+            tracing::trace!(
+                rows = batch.num_rows(),
+                at_ms = started.elapsed().as_secs_f64() * 1e3,
+                ms = judging.elapsed().as_secs_f64() * 1e3,
+                "rules ran on a batch"
+            );
             for e in &outcome.errors {
                 engine_errors += 1;
                 tracing::error!("{e}");
@@ -221,6 +228,10 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     if let Some(p) = &progress {
         p.finish_and_clear();
     }
+    tracing::debug!(
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "input read and decoded"
+    );
     let stats = match stats {
         Ok(s) => s,
         Err(ReadError::Input(e)) => return Err(e.into()),
@@ -232,6 +243,10 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         &mut compiling,
     )?;
     let engine = ready(&mut compiling, &mut engine, audit_columns.as_ref())?;
+    tracing::debug!(
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "the rules judged the last rows"
+    );
     tracing::debug!(
         events = stats.events,
         screened_out = stats.screened_out,

@@ -166,7 +166,8 @@ mod tests {
                 .expect("optimizes")
         });
         let columns = ScreenedColumns::of(TableKind::Audit);
-        Prescreen::for_plan(&ctx, &plan, TableKind::Audit, "audit", &columns).expect("a screen")
+        Prescreen::for_plan(&ctx.state(), &plan, TableKind::Audit, "audit", &columns)
+            .expect("a screen")
     }
 
     /// A batch of the named columns of the audit table, from one array each.

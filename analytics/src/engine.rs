@@ -24,7 +24,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef, TimestampMicrosecondType
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::common::DFSchema;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::execution::TaskContext;
+use datafusion::execution::{SessionState, TaskContext};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::execution_plan::reset_plan_states;
@@ -158,8 +158,11 @@ pub struct RuleEngine {
     /// The window tables (`audit_window`, ...): each yields the retained rows of the windowed
     /// rule being run, put there just before it runs.
     windows: BTreeMap<TableKind, Arc<BatchSlot>>,
-    /// The session of every rule.
-    shared: SessionContext,
+    /// The session of every rule, as one copy of its state: taking a copy copies the registry
+    /// of functions, which was a tenth of compiling a rule.
+    state: SessionState,
+    /// The context that every rule's plan runs in (made once, for the same reason).
+    task_ctx: Arc<TaskContext>,
     /// The pre-screened columns of each table.
     screened: BTreeMap<TableKind, ScreenedColumns>,
     /// Null columns for the columns that a rule does not read.
@@ -289,7 +292,7 @@ impl RuleEngine {
             rule_id: rule.spec.id.clone(),
             message: format!("cannot start the engine: {e}"),
         })?;
-        let compiled = engine.compile(rule, config, params)?;
+        let compiled = engine.compile(&engine.state, rule, config, params)?;
         engine.rules.push(compiled);
         match engine.plan_all().pop() {
             Some(e) => Err(e),
@@ -319,12 +322,15 @@ impl RuleEngine {
                 .collect()
         };
         let (current, windows) = (slots(), slots());
-        let shared = rule_session(&current, &windows).map_err(|e| e.to_string())?;
+        let state = rule_session(&current, &windows)
+            .map_err(|e| e.to_string())?
+            .state();
         Ok(RuleEngine {
             runtime,
             current,
             windows,
-            shared,
+            task_ctx: state.task_ctx(),
+            state,
             screened: TableKind::ALL
                 .iter()
                 .map(|k| (*k, ScreenedColumns::of(*k)))
@@ -417,7 +423,7 @@ impl RuleEngine {
         if threads <= 1 {
             return rules
                 .iter()
-                .map(|r| self.compile(r, config, &no_overrides))
+                .map(|r| self.compile(&self.state, r, config, &no_overrides))
                 .collect();
         }
         let mut done: Vec<Option<Result<CompiledRule, RuleError>>> =
@@ -426,13 +432,15 @@ impl RuleEngine {
             let workers: Vec<_> = (0..threads)
                 .map(|t| {
                     let no_overrides = &no_overrides;
+                    // Each thread plans in its own copy of the state.
+                    let state = self.state.clone();
                     scope.spawn(move || {
                         rules
                             .iter()
                             .enumerate()
                             .skip(t)
                             .step_by(threads)
-                            .map(|(i, r)| (i, self.compile(r, config, no_overrides)))
+                            .map(|(i, r)| (i, self.compile(&state, r, config, no_overrides)))
                             .collect::<Vec<_>>()
                     })
                 })
@@ -460,6 +468,7 @@ impl RuleEngine {
 
     fn compile(
         &self,
+        state: &SessionState,
         rule: &LoadedRule,
         config: &RuleConfig,
         overrides: &BTreeMap<String, Vec<String>>,
@@ -481,7 +490,6 @@ impl RuleEngine {
         // Every rule plans in one session (building one per rule, with its functions, was a
         // tenth of start-up); a windowed rule's window table yields its own retained rows
         // because the engine puts them there before running it.
-        let ctx = self.shared.clone();
         let window_read = TableKind::ALL
             .into_iter()
             .find(|k| mentions(&sql, &window_table(*k)));
@@ -516,8 +524,9 @@ impl RuleEngine {
         let logical = self
             .runtime
             .block_on(async {
-                let df = ctx.sql_with_options(&sql, options).await?;
-                precompile_regex_matches(df.into_optimized_plan()?)
+                let plan = state.create_logical_plan(&sql).await?;
+                options.verify_plan(&plan)?;
+                precompile_regex_matches(state.optimize(&plan)?)
             })
             .map_err(|e| sql_err(e.to_string()))?;
 
@@ -567,7 +576,7 @@ impl RuleEngine {
         let prescreen = self
             .screened
             .get(&table)
-            .and_then(|columns| Prescreen::for_plan(&ctx, &logical, table, &scanned, columns));
+            .and_then(|columns| Prescreen::for_plan(state, &logical, table, &scanned, columns));
         let schema_of_table = table.schema();
         let reads = prescreen::columns_read(&logical, &scanned).map(|indices| {
             indices
@@ -611,7 +620,7 @@ impl RuleEngine {
                     .map(|expr| {
                         let df_schema =
                             DFSchema::try_from_qualified_schema(name.as_str(), &table.schema())?;
-                        ctx.state().create_physical_expr(expr, &df_schema)
+                        state.create_physical_expr(expr, &df_schema)
                     })
                     .transpose()
                     .map_err(|e| sql_err(e.to_string()))?;
@@ -645,7 +654,7 @@ impl RuleEngine {
             plan: OnceLock::new(),
             origin: rule.origin.clone(),
             sql_line: rule.sql_line,
-            task_ctx: ctx.task_ctx(),
+            task_ctx: Arc::clone(&self.task_ctx),
             exceptions,
             window,
             prescreen,
@@ -733,9 +742,12 @@ impl RuleEngine {
     /// The physical plan of an optimized logical plan (planning from the optimized plan:
     /// optimizing twice was half of start-up).
     fn physical_plan(&self, logical: &LogicalPlan) -> Result<Arc<dyn ExecutionPlan>, String> {
-        let state = self.shared.state();
         self.runtime
-            .block_on(state.query_planner().create_physical_plan(logical, &state))
+            .block_on(
+                self.state
+                    .query_planner()
+                    .create_physical_plan(logical, &self.state),
+            )
             .map_err(|e| e.to_string())
     }
 

@@ -34,10 +34,10 @@ use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DFSchema, HashMap};
+use datafusion::execution::SessionState;
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::prelude::SessionContext;
 
 /// Text and number columns of the audit table that take few distinct values in a batch (the
 /// expiry a TokenRequest asks for is null in every other event).
@@ -306,7 +306,7 @@ impl Prescreen {
     /// The pre-screen of a rule with the optimized `plan` that scans `scanned` (the name of
     /// `table`, or of its window), if the plan's shape and filter allow one.
     pub fn for_plan(
-        ctx: &SessionContext,
+        state: &SessionState,
         plan: &LogicalPlan,
         table: TableKind,
         scanned: &str,
@@ -317,9 +317,6 @@ impl Prescreen {
         }
         let filter = scan_filter(plan, scanned)?;
         let full = table.schema();
-        // One copy of the session's state for all of the rule's screens (taking it copies the
-        // registry of functions).
-        let state = ctx.state();
         let physical = |predicate: Expr, over: &[usize]| {
             let schema = key_schema(&full, over);
             let df_schema = DFSchema::try_from_qualified_schema(scanned, &schema).ok()?;
@@ -624,6 +621,7 @@ fn conjuncts_on(predicate: &Expr, names: &[String], constants: bool) -> Option<E
 mod tests {
     use super::*;
     use datafusion::arrow::array::{Int32Array, StringArray};
+    use datafusion::prelude::SessionContext;
 
     fn plan(sql: &str) -> LogicalPlan {
         let ctx = SessionContext::new();
@@ -724,7 +722,14 @@ mod tests {
         let ctx = SessionContext::new();
         crate::udf::register_all(&ctx);
         let columns = ScreenedColumns::of(TableKind::Audit);
-        Prescreen::for_plan(&ctx, &plan(sql), TableKind::Audit, "audit", &columns).expect("screen")
+        Prescreen::for_plan(
+            &ctx.state(),
+            &plan(sql),
+            TableKind::Audit,
+            "audit",
+            &columns,
+        )
+        .expect("screen")
     }
 
     #[test]

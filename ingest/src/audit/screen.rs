@@ -480,6 +480,12 @@ impl RowScreen {
                 bits: Vec::new(),
             })
         };
+        tracing::debug!(
+            keys = ?judge.key_columns(),
+            values = ?judge.value_sets(),
+            rules = judge.rules(),
+            "screening on"
+        );
         let mut judged = vec![set(judge.key_columns(), None)?];
         for (i, names) in judge.value_sets().iter().enumerate() {
             judged.push(set(names, Some(i))?);
