@@ -17,7 +17,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use super::json_reader::{self, GiveUp, JsonReader, Member, Step, first, has_control_bytes};
+use super::json_reader::{self, GiveUp, JsonReader, Member, Plain, Step, first, has_control_bytes};
 
 /// The union of the top-level fields of every shape audithound reads: a native Event, an
 /// EventList, an AKS record or Event Hub batch, a GKE LogEntry, a CloudWatch Logs envelope or an
@@ -202,13 +202,27 @@ impl<'a> Envelope<'a> {
     /// result and error messages stand (and which decodes everything).
     pub(crate) fn parse(text: &'a str, wanted: Wanted) -> Result<Envelope<'a>, serde_json::Error> {
         if !has_control_bytes(text) {
-            let mut reader = JsonReader::new(text);
-            let read = Self::read(&mut reader, wanted);
-            if let Ok(env) = read.and_then(|env| reader.end().map(|()| env)) {
+            if let Ok(env) = Self::read_all(text, wanted) {
                 return Ok(env);
             }
         }
         serde_json::from_str(text)
+    }
+
+    /// [`Self::parse`] of a record already known to be printable ASCII.
+    pub(crate) fn parse_plain(
+        text: Plain<'a>,
+        wanted: Wanted,
+    ) -> Result<Envelope<'a>, serde_json::Error> {
+        Self::read_all(text.text(), wanted).or_else(|GiveUp| serde_json::from_str(text.text()))
+    }
+
+    /// The whole record through the fast reader (`text` has no control bytes).
+    fn read_all(text: &'a str, wanted: Wanted) -> Step<Envelope<'a>> {
+        let mut reader = JsonReader::new(text);
+        let env = Self::read(&mut reader, wanted)?;
+        reader.end()?;
+        Ok(env)
     }
 
     /// The envelope as the serde visitor above reads it, member for member.

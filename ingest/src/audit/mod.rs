@@ -379,11 +379,14 @@ impl AuditDecoder {
             }
             return;
         }
-        // One UTF-8 check of the whole record is cheaper than serde_json's check of every
-        // string in it; a record that is not valid UTF-8 still gets the byte parser's verdict.
-        let parsed = match json_reader::utf8(bytes) {
-            Ok(text) => Envelope::parse(text, self.wanted),
-            Err(_) => serde_json::from_slice(bytes),
+        // One check of the whole record is cheaper than serde_json's check of every string in
+        // it; a record that is not valid UTF-8 still gets the byte parser's verdict.
+        let parsed = match json_reader::plain(bytes) {
+            Some(text) => Envelope::parse_plain(text, self.wanted),
+            None => match std::str::from_utf8(bytes) {
+                Ok(text) => Envelope::parse(text, self.wanted),
+                Err(_) => serde_json::from_slice(bytes),
+            },
         };
         let env: Envelope<'_> = match parsed {
             Ok(env) => env,
