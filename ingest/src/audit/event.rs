@@ -200,25 +200,29 @@ impl<'a> Envelope<'a> {
     /// Parses one JSON record. Compact records go through the audit-specific reader; anything
     /// it gives up on (pretty-printed records, odd numbers, errors) through serde_json, whose
     /// result and error messages stand (and which decodes everything).
-    pub(crate) fn parse(text: &'a str, wanted: Wanted) -> Result<Envelope<'a>, serde_json::Error> {
+    pub(crate) fn parse(
+        text: &'a str,
+        wanted: Wanted,
+    ) -> Result<Box<Envelope<'a>>, serde_json::Error> {
         if !has_control_bytes(text) {
             if let Ok(env) = Self::read_all(text, wanted) {
                 return Ok(env);
             }
         }
-        serde_json::from_str(text)
+        serde_json::from_str(text).map(Box::new)
     }
 
     /// [`Self::parse`] of a record already known to be printable ASCII.
     pub(crate) fn parse_plain(
         text: Plain<'a>,
         wanted: Wanted,
-    ) -> Result<Envelope<'a>, serde_json::Error> {
-        Self::read_all(text.text(), wanted).or_else(|GiveUp| serde_json::from_str(text.text()))
+    ) -> Result<Box<Envelope<'a>>, serde_json::Error> {
+        Self::read_all(text.text(), wanted)
+            .or_else(|GiveUp| serde_json::from_str(text.text()).map(Box::new))
     }
 
     /// The whole record through the fast reader (`text` has no control bytes).
-    fn read_all(text: &'a str, wanted: Wanted) -> Step<Envelope<'a>> {
+    fn read_all(text: &'a str, wanted: Wanted) -> Step<Box<Envelope<'a>>> {
         let mut reader = JsonReader::new(text);
         let env = Self::read(&mut reader, wanted)?;
         reader.end()?;
@@ -226,8 +230,10 @@ impl<'a> Envelope<'a> {
     }
 
     /// The envelope as the serde visitor above reads it, member for member.
-    fn read(r: &mut JsonReader<'a>, wanted: Wanted) -> Step<Envelope<'a>> {
-        let mut env = Envelope::default();
+    fn read(r: &mut JsonReader<'a>, wanted: Wanted) -> Step<Box<Envelope<'a>>> {
+        // On the heap from the start: an envelope is a kilobyte, and it would otherwise be
+        // copied at every step from here to the row it becomes.
+        let mut env = Box::<Envelope<'a>>::default();
         // Where in the apiserver's order of members the next one is expected.
         let next = Cell::new(0usize);
         let is_object = r.object_predicting(

@@ -385,10 +385,10 @@ impl AuditDecoder {
             Some(text) => Envelope::parse_plain(text, self.wanted),
             None => match std::str::from_utf8(bytes) {
                 Ok(text) => Envelope::parse(text, self.wanted),
-                Err(_) => serde_json::from_slice(bytes),
+                Err(_) => serde_json::from_slice(bytes).map(Box::new),
             },
         };
-        let env: Envelope<'_> = match parsed {
+        let env: Box<Envelope<'_>> = match parsed {
             Ok(env) => env,
             Err(e) => {
                 out.errors.push(e.into());
@@ -433,7 +433,7 @@ impl AuditDecoder {
 
     fn dispatch(
         &mut self,
-        env: Envelope<'_>,
+        env: Box<Envelope<'_>>,
         bytes: &[u8],
         cluster: Option<&str>,
         depth: u8,
@@ -538,7 +538,7 @@ impl AuditDecoder {
 
 /// The row of a native Event. `cluster` is the wrapper's cluster, else the configured one.
 fn native_row<'a>(
-    env: Envelope<'a>,
+    env: Box<Envelope<'a>>,
     cluster: Option<&'a str>,
 ) -> Result<AuditRow<'a>, DecodeError> {
     let stage_ts = env
