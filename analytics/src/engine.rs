@@ -10,6 +10,7 @@
 //! a batch spanning hours still sees each window as it was.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -428,20 +429,25 @@ impl RuleEngine {
         }
         let mut done: Vec<Option<Result<CompiledRule, RuleError>>> =
             rules.iter().map(|_| None).collect();
+        // Rules differ in cost (a window or a long list of values against a single filter):
+        // each thread takes the next rule when it is done with one, so that none sits idle
+        // while another still has several to go.
+        let next = AtomicUsize::new(0);
         std::thread::scope(|scope| {
             let workers: Vec<_> = (0..threads)
-                .map(|t| {
-                    let no_overrides = &no_overrides;
+                .map(|_| {
+                    let (no_overrides, next) = (&no_overrides, &next);
                     // Each thread plans in its own copy of the state.
                     let state = self.state.clone();
                     scope.spawn(move || {
-                        rules
-                            .iter()
-                            .enumerate()
-                            .skip(t)
-                            .step_by(threads)
-                            .map(|(i, r)| (i, self.compile(&state, r, config, no_overrides)))
-                            .collect::<Vec<_>>()
+                        let mut compiled = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(rule) = rules.get(i) else {
+                                return compiled;
+                            };
+                            compiled.push((i, self.compile(&state, rule, config, no_overrides)));
+                        }
                     })
                 })
                 .collect();
