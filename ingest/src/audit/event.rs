@@ -204,10 +204,10 @@ impl<'a> Envelope<'a> {
         text: &'a str,
         wanted: Wanted,
     ) -> Result<Box<Envelope<'a>>, serde_json::Error> {
-        if !has_control_bytes(text) {
-            if let Ok(env) = Self::read_all(text, wanted) {
-                return Ok(env);
-            }
+        if !has_control_bytes(text)
+            && let Ok(env) = Self::read_all(text, wanted)
+        {
+            return Ok(env);
         }
         serde_json::from_str(text).map(Box::new)
     }
