@@ -17,7 +17,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow::array::{
     ArrayRef, BooleanArray, Int32Array, Int64Array, ListBuilder, RecordBatch, StringArray,
@@ -55,7 +55,11 @@ pub trait ScreenJudge: Send + Sync {
 /// (the rules compile on every core meanwhile), so that every row is judged: whoever holds the
 /// handle must set it, to `None` if the rules fail to compile.
 #[derive(Clone, Default)]
-pub struct ScreenHandle(Arc<OnceLock<Option<Arc<dyn ScreenJudge>>>>);
+pub struct ScreenHandle {
+    judge: Arc<OnceLock<Option<Arc<dyn ScreenJudge>>>>,
+    /// Verdicts that the decoding threads share: each value is judged once, not once a thread.
+    verdicts: Arc<SharedVerdicts>,
+}
 
 impl ScreenHandle {
     /// A handle without a screen yet.
@@ -66,17 +70,17 @@ impl ScreenHandle {
     /// Publishes the screen; `None` when the rules cannot be screened (every row is kept).
     /// Only the first call counts.
     pub fn set(&self, judge: Option<Arc<dyn ScreenJudge>>) {
-        let _ = self.0.set(judge);
+        let _ = self.judge.set(judge);
     }
 
     /// The screen: `None` while the rules compile, `Some(None)` when there is none.
     fn get(&self) -> Option<Option<&Arc<dyn ScreenJudge>>> {
-        self.0.get().map(Option::as_ref)
+        self.judge.get().map(Option::as_ref)
     }
 
     /// The screen, once it is set (`None`: there is none).
     fn wait(&self) -> Option<&Arc<dyn ScreenJudge>> {
-        self.0.wait().as_ref()
+        self.judge.wait().as_ref()
     }
 }
 
@@ -133,7 +137,11 @@ impl Screening {
     /// Whether `row` goes into the batch: `false` only when no rule could read it.
     pub(crate) fn admits(&mut self, row: &AuditRow<'_>) -> bool {
         if let Screening::Waiting(handle) = self {
-            *self = match handle.wait().and_then(|j| RowScreen::new(Arc::clone(j))) {
+            let verdicts = Arc::clone(&handle.verdicts);
+            *self = match handle
+                .wait()
+                .and_then(|j| RowScreen::sharing(Arc::clone(j), verdicts))
+            {
                 Some(screen) => Screening::On(Box::new(screen)),
                 None => Screening::Off,
             }
@@ -429,6 +437,7 @@ const GIVE_UP_AFTER: u64 = 8192;
 /// Judges rows for one decoding thread, remembering the verdicts of the values it has seen.
 pub(crate) struct RowScreen {
     judge: Arc<dyn ScreenJudge>,
+    shared: Arc<SharedVerdicts>,
     words: usize,
     judged: Vec<Judged>,
     scratch: Vec<u8>,
@@ -439,7 +448,18 @@ pub(crate) struct RowScreen {
 
 impl RowScreen {
     /// A screen over `judge`'s columns; `None` when the decoder cannot read one of them.
+    #[cfg(test)]
     pub(crate) fn new(judge: Arc<dyn ScreenJudge>) -> Option<RowScreen> {
+        Self::sharing(judge, Arc::default())
+    }
+
+    /// A screen over `judge`'s columns that looks in `shared` for the verdicts of values it has
+    /// not seen before, and leaves its own there; `None` when the decoder cannot read one of
+    /// the columns.
+    pub(crate) fn sharing(
+        judge: Arc<dyn ScreenJudge>,
+        shared: Arc<SharedVerdicts>,
+    ) -> Option<RowScreen> {
         let schema = audit_schema();
         let words = judge.rules().div_ceil(64);
         let set = |names: &[String], set: Option<usize>| -> Option<Judged> {
@@ -492,6 +512,7 @@ impl RowScreen {
         }
         Some(RowScreen {
             judge,
+            shared,
             words,
             judged,
             scratch: Vec::new(),
@@ -557,7 +578,9 @@ impl RowScreen {
                     judged.ids.clear();
                     judged.bits.clear();
                 }
-                let verdict = judge_one(self.judge.as_ref(), judged, row, self.words);
+                let verdict = self.shared.get_or_judge(judged.set, &scratch, || {
+                    judge_one(self.judge.as_ref(), judged, row, self.words)
+                });
                 let id = judged.ids.len();
                 judged.ids.insert(scratch.as_slice().into(), id as u32);
                 judged.bits.extend_from_slice(&verdict);
@@ -572,6 +595,42 @@ impl RowScreen {
     /// one row in eight brought a value never seen before.
     fn gave_up(&self) -> bool {
         self.rows >= GIVE_UP_AFTER && self.misses * 8 > self.rows
+    }
+}
+
+/// The verdicts of the decoding threads, by set of columns (`None`: the key columns) and
+/// encoding of values: a value new to one thread is often known to another, and judging one
+/// costs as much as screening a few hundred rows.
+#[derive(Default)]
+pub(crate) struct SharedVerdicts(Mutex<HashMap<Option<usize>, HashMap<Box<[u8]>, RuleBits>>>);
+
+impl SharedVerdicts {
+    /// The verdict on `encoding` of the columns of `set`: the one kept, else `judge`'s (kept
+    /// for the other threads). The lock is not held while judging.
+    fn get_or_judge(
+        &self,
+        set: Option<usize>,
+        encoding: &[u8],
+        judge: impl FnOnce() -> RuleBits,
+    ) -> RuleBits {
+        let known = self.0.lock().ok().and_then(|verdicts| {
+            verdicts
+                .get(&set)
+                .and_then(|of_set| of_set.get(encoding))
+                .cloned()
+        });
+        if let Some(verdict) = known {
+            return verdict;
+        }
+        let verdict = judge();
+        if let Ok(mut verdicts) = self.0.lock() {
+            let of_set = verdicts.entry(set).or_default();
+            if of_set.len() >= MAX_REMEMBERED {
+                of_set.clear();
+            }
+            of_set.insert(encoding.into(), verdict.clone());
+        }
+        verdict
     }
 }
 
@@ -751,6 +810,30 @@ mod tests {
         // Key combinations: (create,pods), (get,pods), (list,secrets); users: alice, eve;
         // groups: one list.
         assert_eq!(*judge.asked.lock().unwrap(), 3 + 2 + 1);
+    }
+
+    #[test]
+    fn threads_that_share_verdicts_judge_each_value_once_between_them() {
+        let judge = Arc::new(TwoRules::new());
+        let shared = Arc::new(SharedVerdicts::default());
+        let mut first = RowScreen::sharing(judge.clone(), Arc::clone(&shared)).expect("screen");
+        let mut second = RowScreen::sharing(judge.clone(), shared).expect("screen");
+        assert!(first.admits(&row("create", "pods", "alice")));
+        assert!(!first.admits(&row("get", "pods", "alice")));
+        let asked = *judge.asked.lock().unwrap();
+        // The second thread meets the same values: it takes the first one's verdicts, and
+        // judges the same as it would alone.
+        assert!(second.admits(&row("create", "pods", "alice")));
+        assert!(!second.admits(&row("get", "pods", "alice")));
+        assert_eq!(*judge.asked.lock().unwrap(), asked, "nothing judged again");
+        assert!(second.admits(&row("get", "pods", "eve")));
+        assert_eq!(
+            *judge.asked.lock().unwrap(),
+            asked + 1,
+            "a new user is judged"
+        );
+        assert!(first.admits(&row("get", "pods", "eve")));
+        assert_eq!(*judge.asked.lock().unwrap(), asked + 1, "and only once");
     }
 
     #[test]
