@@ -602,7 +602,10 @@ impl RowScreen {
 /// encoding of values: a value new to one thread is often known to another, and judging one
 /// costs as much as screening a few hundred rows.
 #[derive(Default)]
-pub(crate) struct SharedVerdicts(Mutex<HashMap<Option<usize>, HashMap<Box<[u8]>, RuleBits>>>);
+pub(crate) struct SharedVerdicts(Mutex<HashMap<Option<usize>, VerdictsOfSet>>);
+
+/// The verdicts on the combinations of values of one set of columns, by their encoding.
+type VerdictsOfSet = HashMap<Box<[u8]>, RuleBits>;
 
 impl SharedVerdicts {
     /// The verdict on `encoding` of the columns of `set`: the one kept, else `judge`'s (kept
