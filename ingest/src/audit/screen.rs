@@ -600,7 +600,7 @@ impl RowScreen {
 
 /// The verdicts of the decoding threads, by set of columns (`None`: the key columns) and
 /// encoding of values: a value new to one thread is often known to another, and judging one
-/// costs as much as screening a few hundred rows.
+/// runs a one-row batch through every rule's conditions.
 #[derive(Default)]
 pub(crate) struct SharedVerdicts(Mutex<HashMap<Option<usize>, VerdictsOfSet>>);
 
