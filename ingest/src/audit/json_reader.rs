@@ -226,8 +226,14 @@ impl<'a> JsonReader<'a> {
         if self.null()? {
             return Ok(None);
         }
-        let mut items = Vec::new();
         let mut more = self.open(b'[', b']')?;
+        // Room for the usual few items at once: growing from empty takes the vector's
+        // out-of-line growth path (18 million of 3.56 billion instructions of the bench scan).
+        let mut items = if more {
+            Vec::with_capacity(4)
+        } else {
+            Vec::new()
+        };
         while more {
             items.push(self.string()?);
             more = self.next_item(b']')?;
