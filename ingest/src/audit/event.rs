@@ -562,15 +562,34 @@ pub(crate) struct KnownAnnotations<'a> {
     pub pod_security_violations: Option<Cow<'a, str>>,
 }
 
+/// The annotations that have columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Annotation {
+    Decision,
+    Reason,
+    PodSecurityViolations,
+}
+
+/// The names of the annotations that have columns, quoted and followed by a colon, as an
+/// apiserver writes a member (it writes the map's keys in order, these first).
+const ANNOTATION_MEMBERS: [(Annotation, &[u8]); 3] = [
+    (Annotation::Decision, b"\"authorization.k8s.io/decision\":"),
+    (Annotation::Reason, b"\"authorization.k8s.io/reason\":"),
+    (
+        Annotation::PodSecurityViolations,
+        b"\"pod-security.kubernetes.io/audit-violations\":",
+    ),
+];
+
+/// The name inside `"name":`.
+fn quoted_name(member: &[u8]) -> &[u8] {
+    member.get(1..member.len().saturating_sub(2)).unwrap_or(&[])
+}
+
 /// Searchers for the names of the annotations that have columns (built once: building one
 /// costs more than searching an event's annotations with it).
-static ANNOTATION_FINDERS: LazyLock<[Finder<'static>; 3]> = LazyLock::new(|| {
-    [
-        Finder::new("authorization.k8s.io/decision"),
-        Finder::new("authorization.k8s.io/reason"),
-        Finder::new("pod-security.kubernetes.io/audit-violations"),
-    ]
-});
+static ANNOTATION_FINDERS: LazyLock<[Finder<'static>; 3]> =
+    LazyLock::new(|| ANNOTATION_MEMBERS.map(|(_, quoted)| Finder::new(quoted_name(quoted))));
 
 impl<'a> KnownAnnotations<'a> {
     /// The known annotations of an Event's `annotations` object, given as its raw JSON text.
@@ -600,13 +619,26 @@ impl<'a> KnownAnnotations<'a> {
         let mut is_object = false;
         let raw = r.opt_raw_reading_objects(|r| {
             is_object = true;
-            r.object(|r, name, _| {
-                let slot = match name {
-                    "authorization.k8s.io/decision" => &mut known.decision,
-                    "authorization.k8s.io/reason" if reason => &mut known.reason,
-                    "pod-security.kubernetes.io/audit-violations" => {
-                        &mut known.pod_security_violations
-                    }
+            // The known names are recognised in the bytes ahead, as written; any other name is
+            // read and compared the same way.
+            let predict = |ahead: &[u8]| {
+                ANNOTATION_MEMBERS
+                    .iter()
+                    .find(|(_, quoted)| json_reader::starts_with(ahead, quoted))
+                    .map(|(known, quoted)| (*known, quoted.len()))
+            };
+            r.object_predicting(predict, |r, member| {
+                let known_name = match member {
+                    Member::Known(known) => Some(known),
+                    Member::Named(name, _) => ANNOTATION_MEMBERS
+                        .iter()
+                        .find(|(_, quoted)| quoted_name(quoted) == name.as_bytes())
+                        .map(|(known, _)| *known),
+                };
+                let slot = match known_name {
+                    Some(Annotation::Decision) => &mut known.decision,
+                    Some(Annotation::Reason) if reason => &mut known.reason,
+                    Some(Annotation::PodSecurityViolations) => &mut known.pod_security_violations,
                     _ => return r.skip_value(),
                 };
                 if slot.is_none() && r.peek_is_string()? {
@@ -973,5 +1005,44 @@ mod tests {
         );
         let none = KnownAnnotations::find(r#"{"a":"b"}"#);
         assert!(none.decision.is_none() && none.reason.is_none());
+    }
+
+    /// Reading the annotations while parsing an Event finds what searching their text finds:
+    /// names written as the apiserver writes them (recognised ahead) and written otherwise
+    /// (read), escaped names, values that are not text, repeated names, the reason left out.
+    /// (They differ on a name repeated after a value that is not text, which no apiserver
+    /// writes: reading takes the later string.)
+    #[test]
+    fn reading_annotations_finds_what_searching_them_finds() {
+        let cases = [
+            r#"{"authorization.k8s.io/decision":"allow","authorization.k8s.io/reason":""}"#,
+            r#"{"authorization.k8s.io/decision":"forbid","authorization.k8s.io/reason":"RBAC: \"x\"","pod-security.kubernetes.io/audit-violations":"would violate"}"#,
+            r#"{"a":"b","authorization.k8s.io/decision" : "allow","pod-security.kubernetes.io/audit-violations":"v"}"#,
+            r#"{"authorization.k8s.io\/decision":"allow","authorization.k8s.io/reason":"r"}"#,
+            r#"{"authorization.k8s.io/decision":1,"pod-security.kubernetes.io/audit-violations":true}"#,
+            r#"{"authorization.k8s.io/decision":"first","authorization.k8s.io/decision":"second"}"#,
+            r#"{"mutation.webhook.admission.k8s.io/round_0_index_0":"{\"configuration\":\"x\"}"}"#,
+            r#"{}"#,
+        ];
+        for raw in cases {
+            let searched = KnownAnnotations::find(raw);
+            for reason in [true, false] {
+                let mut r = JsonReader::new(raw);
+                let (text, read) = KnownAnnotations::read(&mut r, reason).expect("reads");
+                assert_eq!(text, Some(raw), "{raw}");
+                let read = read.expect("an object");
+                assert_eq!(read.decision, searched.decision, "{raw}");
+                assert_eq!(
+                    read.pod_security_violations, searched.pod_security_violations,
+                    "{raw}"
+                );
+                let reason_found = if reason {
+                    searched.reason.clone()
+                } else {
+                    None
+                };
+                assert_eq!(read.reason, reason_found, "{raw} (reason: {reason})");
+            }
+        }
     }
 }
