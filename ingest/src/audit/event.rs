@@ -436,18 +436,33 @@ impl<'a> UserInfo<'a> {
     fn read(r: &mut JsonReader<'a>) -> Step<Option<UserInfo<'a>>> {
         let mut user = UserInfo::default();
         let mut seen = [false; 2];
-        let read = r.object(|r, _, key| match key.as_ref() {
-            "username" => {
-                first(&mut seen[0])?;
+        // `username` and `groups` are recognised in the bytes ahead, as written (an apiserver
+        // writes them without escapes); other names are read.
+        let predict = |ahead: &[u8]| {
+            if json_reader::starts_with(ahead, b"\"username\":") {
+                Some((0, 11))
+            } else if json_reader::starts_with(ahead, b"\"groups\":") {
+                Some((1, 9))
+            } else {
+                None
+            }
+        };
+        let read = r.object_predicting(predict, |r, member| {
+            let which = match member {
+                Member::Known(which) => which,
+                Member::Named(_, key) => match key.as_ref() {
+                    "username" => 0,
+                    "groups" => 1,
+                    _ => return r.skip_value(),
+                },
+            };
+            first(&mut seen[which])?;
+            if which == 0 {
                 user.username = r.opt_string()?;
-                Ok(())
-            }
-            "groups" => {
-                first(&mut seen[1])?;
+            } else {
                 user.groups = r.opt_strings()?;
-                Ok(())
             }
-            _ => r.skip_value(),
+            Ok(())
         })?;
         Ok(read.then_some(user))
     }
@@ -474,23 +489,51 @@ impl<'a> ObjectRef<'a> {
     fn read(r: &mut JsonReader<'a>) -> Step<Option<ObjectRef<'a>>> {
         let mut obj = ObjectRef::default();
         let mut seen = [false; 6];
-        let read = r.object(|r, _, key| {
-            let (slot, seen) = match key.as_ref() {
-                "resource" => (&mut obj.resource, &mut seen[0]),
-                "namespace" => (&mut obj.namespace, &mut seen[1]),
-                "name" => (&mut obj.name, &mut seen[2]),
-                "apiGroup" => (&mut obj.api_group, &mut seen[3]),
-                "apiVersion" => (&mut obj.api_version, &mut seen[4]),
-                "subresource" => (&mut obj.subresource, &mut seen[5]),
-                _ => return r.skip_value(),
+        // The members with columns are recognised in the bytes ahead, as written; other names
+        // (and names written with escapes) are read.
+        let predict = |ahead: &[u8]| {
+            OBJECT_REF_MEMBERS
+                .iter()
+                .position(|quoted| json_reader::starts_with(ahead, quoted))
+                .map(|i| (i, OBJECT_REF_MEMBERS[i].len()))
+        };
+        let read = r.object_predicting(predict, |r, member| {
+            let which = match member {
+                Member::Known(which) => which,
+                Member::Named(_, key) => match OBJECT_REF_MEMBERS
+                    .iter()
+                    .position(|quoted| quoted_name(quoted) == key.as_bytes())
+                {
+                    Some(which) => which,
+                    None => return r.skip_value(),
+                },
             };
-            first(seen)?;
+            let slot = match which {
+                0 => &mut obj.resource,
+                1 => &mut obj.namespace,
+                2 => &mut obj.name,
+                3 => &mut obj.api_group,
+                4 => &mut obj.api_version,
+                _ => &mut obj.subresource,
+            };
+            first(&mut seen[which])?;
             *slot = r.opt_string()?;
             Ok(())
         })?;
         Ok(read.then_some(obj))
     }
 }
+
+/// The members of an `objectRef` that have columns, quoted and followed by a colon, in the
+/// order of `ObjectRef::read`'s slots.
+const OBJECT_REF_MEMBERS: [&[u8]; 6] = [
+    b"\"resource\":",
+    b"\"namespace\":",
+    b"\"name\":",
+    b"\"apiGroup\":",
+    b"\"apiVersion\":",
+    b"\"subresource\":",
+];
 
 #[derive(Debug, Deserialize, Default)]
 pub(crate) struct ResponseStatus<'a> {
