@@ -18,7 +18,7 @@ const WORD: usize = std::mem::size_of::<usize>();
 /// mimalloc, with word-aligned requests served by its unaligned entry points.
 pub struct Allocator;
 
-/// Whether a block from the unaligned entry points is aligned enough for `layout`.
+/// Whether a block from the unaligned entry points is aligned enough for a layout of `align`.
 #[inline]
 fn plain(align: usize) -> bool {
     align <= WORD

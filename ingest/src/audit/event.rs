@@ -438,23 +438,9 @@ impl<'a> UserInfo<'a> {
         let mut seen = [false; 2];
         // `username` and `groups` are recognised in the bytes ahead, as written (an apiserver
         // writes them without escapes); other names are read.
-        let predict = |ahead: &[u8]| {
-            if json_reader::starts_with(ahead, b"\"username\":") {
-                Some((0, 11))
-            } else if json_reader::starts_with(ahead, b"\"groups\":") {
-                Some((1, 9))
-            } else {
-                None
-            }
-        };
-        let read = r.object_predicting(predict, |r, member| {
-            let which = match member {
-                Member::Known(which) => which,
-                Member::Named(_, key) => match key.as_ref() {
-                    "username" => 0,
-                    "groups" => 1,
-                    _ => return r.skip_value(),
-                },
+        let read = r.object_predicting(predictor(&USER_MEMBERS), |r, member| {
+            let Some(which) = slot_of(&USER_MEMBERS, member) else {
+                return r.skip_value();
             };
             first(&mut seen[which])?;
             if which == 0 {
@@ -491,22 +477,9 @@ impl<'a> ObjectRef<'a> {
         let mut seen = [false; 6];
         // The members with columns are recognised in the bytes ahead, as written; other names
         // (and names written with escapes) are read.
-        let predict = |ahead: &[u8]| {
-            OBJECT_REF_MEMBERS
-                .iter()
-                .position(|quoted| json_reader::starts_with(ahead, quoted))
-                .map(|i| (i, OBJECT_REF_MEMBERS[i].len()))
-        };
-        let read = r.object_predicting(predict, |r, member| {
-            let which = match member {
-                Member::Known(which) => which,
-                Member::Named(_, key) => match OBJECT_REF_MEMBERS
-                    .iter()
-                    .position(|quoted| quoted_name(quoted) == key.as_bytes())
-                {
-                    Some(which) => which,
-                    None => return r.skip_value(),
-                },
+        let read = r.object_predicting(predictor(&OBJECT_REF_MEMBERS), |r, member| {
+            let Some(which) = slot_of(&OBJECT_REF_MEMBERS, member) else {
+                return r.skip_value();
             };
             let slot = match which {
                 0 => &mut obj.resource,
@@ -521,6 +494,36 @@ impl<'a> ObjectRef<'a> {
             Ok(())
         })?;
         Ok(read.then_some(obj))
+    }
+}
+
+/// The members of `user` that have columns, quoted and followed by a colon, in the order of
+/// `UserInfo::read`'s slots.
+const USER_MEMBERS: [&[u8]; 2] = [b"\"username\":", b"\"groups\":"];
+
+/// Recognises which of `members` (each quoted and followed by a colon) the bytes ahead start
+/// with, for [`JsonReader::object_predicting`]: its index and length.
+#[inline(always)]
+fn predictor<const N: usize>(
+    members: &'static [&'static [u8]; N],
+) -> impl Fn(&[u8]) -> Option<(usize, usize)> {
+    |ahead| {
+        members
+            .iter()
+            .position(|quoted| json_reader::starts_with(ahead, quoted))
+            .map(|i| (i, members[i].len()))
+    }
+}
+
+/// The index in `members` of a member recognised ahead or read by name (unescaped); `None` for
+/// a member with another name.
+#[inline(always)]
+fn slot_of<const N: usize>(members: &[&[u8]; N], member: Member<'_, usize>) -> Option<usize> {
+    match member {
+        Member::Known(which) => Some(which),
+        Member::Named(_, name) => members
+            .iter()
+            .position(|quoted| quoted_name(quoted) == name.as_bytes()),
     }
 }
 
