@@ -394,8 +394,60 @@ struct Judged {
     /// Rows that these columns were the last to turn down.
     rejected: u64,
     ids: HashMap<Box<[u8]>, u32, FixedState>,
+    /// For a set of one text column (user, user agent, namespace, ...): the ids by the text
+    /// itself, so that a value seen before is found without being encoded first.
+    texts: Option<TextIds>,
     /// Verdict bits of each id, `words` words each.
     bits: Vec<u64>,
+}
+
+/// The ids of the values of one text column, by value (`None`: the column is null).
+struct TextIds {
+    column: Column,
+    ids: HashMap<Box<str>, u32, FixedState>,
+    null: Option<u32>,
+}
+
+impl TextIds {
+    /// A map for `columns` when they are one text column.
+    fn of(columns: &[Column]) -> Option<TextIds> {
+        match columns {
+            [column] if matches!(column.cell(&AuditRow::default()), Cell::Text(_)) => {
+                Some(TextIds {
+                    column: *column,
+                    ids: HashMap::default(),
+                    null: None,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The id of `row`'s value, if it was seen before.
+    #[inline]
+    fn get(&self, row: &AuditRow<'_>) -> Option<u32> {
+        match self.column.cell(row) {
+            Cell::Text(Some(text)) => self.ids.get(text).copied(),
+            Cell::Text(None) => self.null,
+            _ => None,
+        }
+    }
+
+    /// Remembers `id` as the id of `row`'s value.
+    fn insert(&mut self, row: &AuditRow<'_>, id: u32) {
+        match self.column.cell(row) {
+            Cell::Text(Some(text)) => {
+                self.ids.insert(text.into(), id);
+            }
+            Cell::Text(None) => self.null = Some(id),
+            _ => {}
+        }
+    }
+
+    fn clear(&mut self) {
+        self.ids.clear();
+        self.null = None;
+    }
 }
 
 impl Judged {
@@ -489,7 +541,6 @@ impl RowScreen {
                 .collect();
             let flags = columns.iter().filter_map(|c| c.fact_flag()).collect();
             Some(Judged {
-                columns,
                 cells,
                 flags,
                 schema: Arc::new(Schema::new(fields)),
@@ -497,7 +548,9 @@ impl RowScreen {
                 rules,
                 rejected: 0,
                 ids: HashMap::default(),
+                texts: TextIds::of(&columns),
                 bits: Vec::new(),
+                columns,
             })
         };
         tracing::debug!(
@@ -566,9 +619,12 @@ impl RowScreen {
 
     /// The id of `row`'s values of the `k`th set of columns, judging them if they are new.
     fn id_of(&mut self, k: usize, row: &AuditRow<'_>) -> usize {
+        let judged = &mut self.judged[k];
+        if let Some(id) = judged.texts.as_ref().and_then(|t| t.get(row)) {
+            return id as usize;
+        }
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
-        let judged = &mut self.judged[k];
         judged.encode(row, &mut scratch);
         let id = match judged.ids.get(scratch.as_slice()) {
             Some(id) => *id as usize,
@@ -577,6 +633,9 @@ impl RowScreen {
                 if judged.ids.len() >= MAX_REMEMBERED {
                     judged.ids.clear();
                     judged.bits.clear();
+                    if let Some(texts) = &mut judged.texts {
+                        texts.clear();
+                    }
                 }
                 let verdict = self.shared.get_or_judge(judged.set, &scratch, || {
                     judge_one(self.judge.as_ref(), judged, row, self.words)
@@ -587,6 +646,9 @@ impl RowScreen {
                 id
             }
         };
+        if let Some(texts) = &mut judged.texts {
+            texts.insert(row, id as u32);
+        }
         self.scratch = scratch;
         id
     }
@@ -813,6 +875,47 @@ mod tests {
         // Key combinations: (create,pods), (get,pods), (list,secrets); users: alice, eve;
         // groups: one list.
         assert_eq!(*judge.asked.lock().unwrap(), 3 + 2 + 1);
+    }
+
+    #[test]
+    fn a_text_value_seen_before_keeps_its_verdict_and_null_is_not_empty() {
+        let judge = Arc::new(TwoRules::new());
+        let mut screen = RowScreen::new(judge.clone()).expect("screen");
+        let with_user = |user: Option<&'static str>| {
+            let mut r = row("get", "pods", "x");
+            r.user_name = user.map(Cow::Borrowed);
+            r
+        };
+        // Rule 1 wants eve; nobody else, whether unnamed or named "", passes `get`.
+        let users = [None, Some(""), Some("eve"), Some("alice")];
+        for user in users {
+            assert_eq!(
+                screen.admits(&with_user(user)),
+                user == Some("eve"),
+                "{user:?}"
+            );
+        }
+        let asked = *judge.asked.lock().unwrap();
+        assert_eq!(asked, 1 + users.len(), "one key and each user judged once");
+        // Met again (in another order), each is found by its text and keeps its verdict.
+        for user in users.into_iter().rev().chain(users) {
+            assert_eq!(
+                screen.admits(&with_user(user)),
+                user == Some("eve"),
+                "{user:?}"
+            );
+        }
+        assert_eq!(*judge.asked.lock().unwrap(), asked, "nothing judged again");
+        let texts = screen.judged[1]
+            .texts
+            .as_ref()
+            .expect("user_name is one text column");
+        assert_eq!(texts.ids.len(), 3, "three names");
+        assert!(texts.null.is_some(), "and the null user");
+        assert!(
+            screen.judged[0].texts.is_none(),
+            "the key columns are not one text"
+        );
     }
 
     #[test]
