@@ -608,23 +608,13 @@ pub(crate) struct KnownAnnotations<'a> {
     pub pod_security_violations: Option<Cow<'a, str>>,
 }
 
-/// The annotations that have columns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Annotation {
-    Decision,
-    Reason,
-    PodSecurityViolations,
-}
-
-/// The names of the annotations that have columns, quoted and followed by a colon, as an
+/// The names of the annotations that have columns (decision, reason, Pod Security violations,
+/// in the order of `KnownAnnotations::read`'s slots), quoted and followed by a colon, as an
 /// apiserver writes a member (it writes the map's keys in order, these first).
-const ANNOTATION_MEMBERS: [(Annotation, &[u8]); 3] = [
-    (Annotation::Decision, b"\"authorization.k8s.io/decision\":"),
-    (Annotation::Reason, b"\"authorization.k8s.io/reason\":"),
-    (
-        Annotation::PodSecurityViolations,
-        b"\"pod-security.kubernetes.io/audit-violations\":",
-    ),
+const ANNOTATION_MEMBERS: [&[u8]; 3] = [
+    b"\"authorization.k8s.io/decision\":",
+    b"\"authorization.k8s.io/reason\":",
+    b"\"pod-security.kubernetes.io/audit-violations\":",
 ];
 
 /// The name inside `"name":`.
@@ -635,7 +625,7 @@ fn quoted_name(member: &[u8]) -> &[u8] {
 /// Searchers for the names of the annotations that have columns (built once: building one
 /// costs more than searching an event's annotations with it).
 static ANNOTATION_FINDERS: LazyLock<[Finder<'static>; 3]> =
-    LazyLock::new(|| ANNOTATION_MEMBERS.map(|(_, quoted)| Finder::new(quoted_name(quoted))));
+    LazyLock::new(|| ANNOTATION_MEMBERS.map(|quoted| Finder::new(quoted_name(quoted))));
 
 impl<'a> KnownAnnotations<'a> {
     /// The known annotations of an Event's `annotations` object, given as its raw JSON text.
@@ -665,26 +655,19 @@ impl<'a> KnownAnnotations<'a> {
         let mut is_object = false;
         let raw = r.opt_raw_reading_objects(|r| {
             is_object = true;
-            // The known names are recognised in the bytes ahead, as written; any other name is
-            // read and compared the same way.
-            let predict = |ahead: &[u8]| {
-                ANNOTATION_MEMBERS
-                    .iter()
-                    .find(|(_, quoted)| json_reader::starts_with(ahead, quoted))
-                    .map(|(known, quoted)| (*known, quoted.len()))
-            };
-            r.object_predicting(predict, |r, member| {
-                let known_name = match member {
-                    Member::Known(known) => Some(known),
-                    Member::Named(name, _) => ANNOTATION_MEMBERS
+            // The known names are recognised in the bytes ahead; any other name is read and,
+            // as `find` does, compared as written (unlike `slot_of`, which unescapes).
+            r.object_predicting(predictor(&ANNOTATION_MEMBERS), |r, member| {
+                let which = match member {
+                    Member::Known(which) => Some(which),
+                    Member::Named(raw, _) => ANNOTATION_MEMBERS
                         .iter()
-                        .find(|(_, quoted)| quoted_name(quoted) == name.as_bytes())
-                        .map(|(known, _)| *known),
+                        .position(|quoted| quoted_name(quoted) == raw.as_bytes()),
                 };
-                let slot = match known_name {
-                    Some(Annotation::Decision) => &mut known.decision,
-                    Some(Annotation::Reason) if reason => &mut known.reason,
-                    Some(Annotation::PodSecurityViolations) => &mut known.pod_security_violations,
+                let slot = match which {
+                    Some(0) => &mut known.decision,
+                    Some(1) if reason => &mut known.reason,
+                    Some(2) => &mut known.pod_security_violations,
                     _ => return r.skip_value(),
                 };
                 if slot.is_none() && r.peek_is_string()? {
