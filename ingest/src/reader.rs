@@ -132,10 +132,14 @@ pub fn read_audit_inputs<E>(
     mut sink: impl FnMut(DecodedBatch) -> Result<(), E>,
 ) -> Result<ReadStats, ReadError<E>> {
     let workers = options.workers.max(1);
-    // One chunk queued per worker each way keeps every core busy; deeper queues only hold more
-    // of the input in memory.
-    let (chunk_tx, chunk_rx) = sync_channel::<Chunk>(workers);
-    let chunk_rx = Arc::new(std::sync::Mutex::new(chunk_rx));
+    // Chunks are handed over, not queued: a worker takes the chunk that the framer holds ready
+    // the moment it is done with its own, and the framer fills the next one well before the
+    // other worker is done (framing is a few times faster than decoding). A queue of one chunk
+    // per worker kept two more 8 MB buffers in memory (13-17 MiB more peak memory) for no
+    // measurable speed.
+    let (chunk_tx, chunk_rx) = sync_channel::<Chunk>(0);
+    // Decoded batches, by contrast, queue one per worker: the caller's thread judges them in
+    // bursts (the rules run on joined batches) and workers should not wait for it meanwhile.
     let (done_tx, done_rx) = sync_channel::<Decoded>(workers);
     // Decoded chunks' buffers go back to the framer: a fresh 8-16 MB buffer per chunk would be
     // grown (copied) and faulted in page by page every time.
@@ -144,6 +148,7 @@ pub fn read_audit_inputs<E>(
     std::thread::scope(|scope| {
         let reader =
             scope.spawn(move || frame_inputs(inputs, options, chunk_tx, &spare_rx, progress));
+        let chunk_rx = Arc::new(std::sync::Mutex::new(chunk_rx));
         for _ in 0..workers {
             let rx = Arc::clone(&chunk_rx);
             let tx = done_tx.clone();
@@ -152,6 +157,9 @@ pub fn read_audit_inputs<E>(
             let limit = options.max_record_bytes;
             scope.spawn(move || decode_chunks(rx, tx, spare, decode, limit));
         }
+        // Only the workers hold the chunks' receiver: when they stop (the consumer failed),
+        // the framer's next hand-over fails and it stops too, instead of waiting forever.
+        drop(chunk_rx);
         drop(spare_tx);
         drop(done_tx);
         let delivered = deliver_in_order(done_rx, &mut sink);

@@ -273,6 +273,35 @@ fn reading_a_directory_in_parallel_keeps_input_order_and_counts_everything() {
 }
 
 #[test]
+fn a_consumer_that_fails_stops_the_reading_and_gets_its_error_back() {
+    // Many small chunks: when the consumer fails on the first batch, the framer still has most
+    // of the input ahead of it and must give up rather than wait for a worker forever.
+    let inputs = expand_paths(&[fixture("native").to_str().unwrap()]).unwrap();
+    let options = ReadOptions {
+        batch_rows: 1,
+        workers: 2,
+        ..Default::default()
+    };
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut batches = 0;
+        let outcome = read_audit_inputs(&inputs, &options, &|_| {}, |item| {
+            if matches!(item, DecodedBatch::Batch(..)) {
+                batches += 1;
+                return Err("consumer gave up");
+            }
+            Ok(())
+        });
+        let _ = done_tx.send((outcome.map(|_| ()).map_err(|e| e.to_string()), batches));
+    });
+    let (outcome, batches) = done_rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("reading stops within 30 s of the consumer's error");
+    assert_eq!(outcome, Err("consumer failed".to_string()));
+    assert_eq!(batches, 1, "nothing is delivered after the error");
+}
+
+#[test]
 fn files_that_are_not_json_logs_are_skipped_whole_and_named() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("NOTES.md"), "# notes\nnot a log\n").unwrap();
