@@ -62,9 +62,10 @@ elapsed = time.perf_counter() - t0
 print(f"{elapsed:.6f} {duckdb.__version__} {sum(hits)}")
 "#;
 
-struct Measure {
+/// A scan's peak memory, and its time in that run.
+struct Peak {
     seconds: f64,
-    peak_rss_mib: Option<f64>,
+    rss_mib: Option<f64>,
 }
 
 fn main() {
@@ -94,7 +95,7 @@ fn main() {
     if let Ok(script) = &duck_script {
         let _ = duckdb_once(script, &log);
     }
-    let mut scans: Vec<Measure> = Vec::new();
+    let mut scans: Vec<f64> = Vec::new();
     let mut ducks: Vec<(f64, String)> = Vec::new();
     let mut duck_error = None;
     for _ in 0..ROUNDS {
@@ -108,15 +109,11 @@ fn main() {
             Err(e) => duck_error = Some(e),
         }
     }
-    let round_ratios: Vec<f64> = scans
-        .iter()
-        .zip(&ducks)
-        .map(|(s, (d, _))| s.seconds / d)
-        .collect();
+    let round_ratios: Vec<f64> = scans.iter().zip(&ducks).map(|(s, (d, _))| s / d).collect();
     let peak = scan_peak(&audithound, &log);
     let scan = scans
         .into_iter()
-        .min_by(|a, b| a.seconds.total_cmp(&b.seconds))
+        .min_by(f64::total_cmp)
         .expect("at least one run");
     let duck = match (ducks.iter().min_by(|a, b| a.0.total_cmp(&b.0)), duck_error) {
         (Some(best), None) => Ok(best.clone()),
@@ -137,8 +134,8 @@ fn main() {
         ),
         (
             "audithound scan, whole built-in pack".to_string(),
-            scan.seconds,
-            peak.peak_rss_mib,
+            scan,
+            peak.rss_mib,
         ),
     ];
     let duck_seconds = match &duck {
@@ -202,9 +199,9 @@ fn main() {
         report.push_str(&format!(
             "\nMemory with input size: scan of {:.0} MB peaked at {} MiB; scan of {:.1} GB peaked at {} MiB ({:.1} s).\n",
             size as f64 / 1e6,
-            peak.peak_rss_mib.map_or("?".into(), |r| format!("{r:.0}")),
+            peak.rss_mib.map_or("?".into(), |r| format!("{r:.0}")),
             big_size as f64 / 1e9,
-            m.peak_rss_mib.map_or("?".into(), |r| format!("{r:.0}")),
+            m.rss_mib.map_or("?".into(), |r| format!("{r:.0}")),
             m.seconds
         ));
     }
@@ -252,8 +249,8 @@ fn decode_only(path: &Path) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-/// One timed scan (its peak memory is measured apart: see [`scan_peak`]).
-fn run_scan(bin: &Path, path: &Path) -> Measure {
+/// The time of one scan, in seconds (its peak memory is measured apart: see [`scan_peak`]).
+fn run_scan(bin: &Path, path: &Path) -> f64 {
     let start = Instant::now();
     let status = Command::new(bin)
         .args(["scan", "--format", "ndjson"])
@@ -264,10 +261,7 @@ fn run_scan(bin: &Path, path: &Path) -> Measure {
         .expect("audithound runs");
     let seconds = start.elapsed().as_secs_f64();
     assert!(status.success(), "scan failed: {status}");
-    Measure {
-        seconds,
-        peak_rss_mib: None,
-    }
+    seconds
 }
 
 /// Runs a command and prints its exit code, its peak resident memory (KiB) and its time.
@@ -283,7 +277,7 @@ print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, elapsed)
 /// includes the peak of the process it was forked from (Linux keeps it across `exec`), so a
 /// scan started from this benchmark, which holds a few hundred MiB itself, would report the
 /// benchmark's memory rather than its own.
-fn scan_peak(bin: &Path, path: &Path) -> Measure {
+fn scan_peak(bin: &Path, path: &Path) -> Peak {
     let out = Command::new("python3")
         .args(["-c", PEAK_SCRIPT])
         .arg(bin)
@@ -298,12 +292,12 @@ fn scan_peak(bin: &Path, path: &Path) -> Measure {
         "scan for peak memory failed: {text} {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Measure {
+    Peak {
         seconds: fields
             .get(2)
             .and_then(|s| s.parse().ok())
             .unwrap_or(f64::NAN),
-        peak_rss_mib: fields
+        rss_mib: fields
             .get(1)
             .and_then(|s| s.parse::<f64>().ok())
             .map(|kib| kib / 1024.0),
