@@ -1114,6 +1114,19 @@ mod tests {
     /// The findings of the built-in pack over the attack fixture, read in chunks of 200
     /// events, with the decoder's screen or without.
     fn findings_read_with(screen: bool) -> (Vec<String>, audithound_ingest::ReadStats) {
+        let fixture = PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/attack/intrusion.log"
+        ));
+        findings_of_file(&fixture, screen)
+    }
+
+    /// The findings of the built-in pack over the audit log `path`, read in chunks of 200
+    /// events, with the decoder's screen or without.
+    fn findings_of_file(
+        path: &std::path::Path,
+        screen: bool,
+    ) -> (Vec<String>, audithound_ingest::ReadStats) {
         use audithound_ingest::audit::ScreenHandle;
         use audithound_ingest::input::InputSource;
         use audithound_ingest::reader::{DecodedBatch, ReadOptions, read_audit_inputs};
@@ -1132,12 +1145,9 @@ mod tests {
             handle.set(judge);
             options.decode.screen = Some(handle);
         }
-        let fixture = PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../fixtures/attack/intrusion.log"
-        ));
         let mut found: BTreeMap<String, String> = BTreeMap::new();
-        let stats = read_audit_inputs(&[InputSource::File(fixture)], &options, &|_| {}, |item| {
+        let input = InputSource::File(path.to_path_buf());
+        let stats = read_audit_inputs(&[input], &options, &|_| {}, |item| {
             match item {
                 DecodedBatch::Batch(table, batch) => {
                     let outcome = engine.process(table, &batch);
@@ -1171,6 +1181,99 @@ mod tests {
             with.screened_out,
             with.events
         );
+    }
+
+    #[test]
+    fn health_probes_and_metrics_scraping_are_left_out_while_decoding_by_their_uri() {
+        // Anonymous health probes and metrics scraped through the kubelet proxy pass every
+        // condition of their rules but the one on the request URI; the screen judges that
+        // one too, so they never become rows, while the requests the rules are for still do.
+        let event = |i: usize, user: &str, verb: &str, uri: &str, object_ref: &str| {
+            let group = if user == "system:anonymous" {
+                "system:unauthenticated"
+            } else {
+                "system:authenticated"
+            };
+            format!(
+                r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"e{i}","stage":"ResponseComplete","requestURI":"{uri}","verb":"{verb}","user":{{"username":"{user}","groups":["{group}"]}},"sourceIPs":["10.0.{}.{}"],"userAgent":"probe/1.0",{object_ref}"responseStatus":{{"code":200}},"requestReceivedTimestamp":"2024-05-01T10:{:02}:{:02}.000000Z","stageTimestamp":"2024-05-01T10:{:02}:{:02}.000000Z"}}"#,
+                i % 3,
+                i % 7,
+                i / 60 % 60,
+                i % 60,
+                i / 60 % 60,
+                i % 60
+            )
+        };
+        let mut log = String::new();
+        let routine = 600;
+        for i in 0..routine {
+            let line = if i % 4 == 0 {
+                let node = format!("node-{}", i % 5);
+                event(
+                    i,
+                    "system:serviceaccount:monitoring:prometheus",
+                    "get",
+                    &format!("/api/v1/nodes/{node}/proxy/metrics/cadvisor"),
+                    &format!(
+                        r#""objectRef":{{"resource":"nodes","name":"{node}","subresource":"proxy","apiVersion":"v1"}},"#
+                    ),
+                )
+            } else {
+                let path = ["/healthz", "/readyz?verbose", "/livez"][i % 3];
+                event(i, "system:anonymous", "get", path, "")
+            };
+            log.push_str(&line);
+            log.push('\n');
+        }
+        for (i, line) in [
+            event(
+                routine,
+                "system:anonymous",
+                "list",
+                "/api/v1/secrets",
+                r#""objectRef":{"resource":"secrets","apiVersion":"v1"},"#,
+            ),
+            event(
+                routine + 1,
+                "mallory",
+                "create",
+                "/api/v1/nodes/node-1/proxy/run/kube-system/etcd-node-1/etcd",
+                r#""objectRef":{"resource":"nodes","name":"node-1","subresource":"proxy","apiVersion":"v1"},"#,
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            // The two requests the rules are for come among the routine ones.
+            let at = log.len() / (3 - i);
+            let at = log[..at].rfind('\n').map_or(0, |n| n + 1);
+            log.insert_str(at, &format!("{line}\n"));
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("probes.log");
+        std::fs::write(&path, log).expect("write");
+
+        let (screened, with) = findings_of_file(&path, true);
+        let (all, without) = findings_of_file(&path, false);
+        assert_eq!(screened, all);
+        assert_eq!(with.events, routine as u64 + 2);
+        assert_eq!(without.screened_out, 0);
+        assert_eq!(
+            with.screened_out, routine as u64,
+            "every probe and every scrape is left out, and nothing else"
+        );
+        let rules: Vec<String> = screened
+            .iter()
+            .map(|f| {
+                let v: serde_json::Value = serde_json::from_str(f).expect("json");
+                v["rule_id"].as_str().unwrap_or_default().to_string()
+            })
+            .collect();
+        assert!(
+            rules.iter().any(|r| r == "anonymous-request-allowed"),
+            "{rules:?}"
+        );
+        assert!(rules.iter().any(|r| r == "kubelet-proxy"), "{rules:?}");
     }
 
     #[test]

@@ -173,6 +173,7 @@ enum Column {
     Subresource,
     ApiGroup,
     ApiVersion,
+    RequestUri,
     ResponseCode,
     UserName,
     UserGroups,
@@ -218,6 +219,7 @@ impl Column {
             "subresource" => Column::Subresource,
             "api_group" => Column::ApiGroup,
             "api_version" => Column::ApiVersion,
+            "request_uri" => Column::RequestUri,
             "response_code" => Column::ResponseCode,
             "user_name" => Column::UserName,
             "user_groups" => Column::UserGroups,
@@ -255,6 +257,7 @@ impl Column {
             Column::Subresource => text(&row.subresource),
             Column::ApiGroup => text(&row.api_group),
             Column::ApiVersion => text(&row.api_version),
+            Column::RequestUri => text(&row.request_uri),
             Column::ResponseCode => Cell::Number(row.response_code),
             Column::UserName => text(&row.user_name),
             Column::UserGroups => list(&row.user_groups),
@@ -964,7 +967,7 @@ mod tests {
     #[test]
     fn a_column_the_decoder_cannot_read_turns_screening_off() {
         let mut judge = TwoRules::new();
-        judge.sets.push(vec!["request_uri".into()]);
+        judge.sets.push(vec!["name".into()]);
         assert!(RowScreen::new(Arc::new(judge)).is_none());
         let mut judge = TwoRules::new();
         judge.keys.push("no_such_column".into());
