@@ -60,6 +60,11 @@ pub struct ScanArgs {
 }
 
 const SHOWN_BAD_RECORDS: usize = 5;
+/// Rows of screened batches joined before the rules see them. Fewer rows per run cost more per
+/// row, but whatever is held when the input ends is judged after decoding, alone on one core:
+/// on the 200,000-event benchmark log (6,600 rows kept), 2,048 rows made the scan 7% faster
+/// than 8,192 and no slower than 1,024 or 4,096.
+const JOINED_ROWS: usize = 2048;
 const PROGRESS_MIN_BYTES: u64 = 32 << 20;
 
 /// Runs a scan and prints findings to stdout and a summary to stderr.
@@ -149,7 +154,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     }));
     let mut engine: Option<RuleEngine> = None;
     // Screened batches are small; the rules see them joined (their cost is partly per batch).
-    let mut coalescer = Coalescer::new(options.batch_rows);
+    let mut coalescer = Coalescer::new(JOINED_ROWS);
     let mut hand_over = |joined: Joined,
                          engine: &mut Option<RuleEngine>,
                          compiling: &mut Option<Compiling>|
