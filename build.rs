@@ -24,15 +24,16 @@ fn main() {
     }
 }
 
-/// Whether the C compiler that links Rust programs here (`cc`) builds a program with packed
-/// relative relocations that the C library runs.
+/// Whether the linker of Rust programs here (the configured one, else `cc`) builds a program
+/// with packed relative relocations that the C library runs.
 fn links_packed_relocations(dir: &Path) -> bool {
     let source = dir.join("relr_probe.c");
     let program = dir.join("relr_probe");
     if std::fs::write(&source, "int main(void) { return 0; }\n").is_err() {
         return false;
     }
-    let linked = Command::new("cc")
+    let linker = std::env::var("RUSTC_LINKER").unwrap_or_else(|_| "cc".into());
+    let linked = Command::new(linker)
         .arg("-Wl,-z,pack-relative-relocs")
         .arg(&source)
         .arg("-o")
