@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -89,6 +90,28 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         ms = loading.elapsed().as_secs_f64() * 1e3,
         "rule files read"
     );
+    // The rules compile on their own threads from here on, while the inputs are found and read
+    // (and the columns to decode are worked out); decoders wait for the rules' screen, so that
+    // every event is judged by it.
+    let pack = Arc::new(pack);
+    let screen = (!args.no_screen).then(ScreenHandle::new);
+    let mut compiling = Some(std::thread::spawn({
+        let rules = config.rules.clone();
+        let pack = Arc::clone(&pack);
+        // Decoders wait for the screen: whatever happens here, it is set.
+        let publisher = screen.clone().map(SetOnDrop);
+        move || {
+            let compiled = compile_rules(&pack, &rules);
+            if let Some(SetOnDrop(screen)) = &publisher {
+                let ready = compiled
+                    .as_ref()
+                    .ok()
+                    .filter(|(_, errors)| errors.is_empty());
+                screen.set(ready.and_then(|(engine, _)| engine.decode_screen()));
+            }
+            compiled
+        }
+    }));
     let inputs = expand_paths(&args.paths)?;
     let total_bytes: u64 = inputs.iter().filter_map(|i| i.size_hint()).sum();
     let progress = progress_bar(total_bytes);
@@ -99,10 +122,9 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         "audit columns decoded (None: all)"
     );
     // Decoders leave out the events that no rule could read, once the rules have compiled.
-    let screen = (!args.no_screen).then(ScreenHandle::new);
     let mut options = ReadOptions {
         decode: DecodeOptions {
-            screen: screen.clone(),
+            screen,
             audit_columns: audit_columns.clone(),
             cluster: args.cluster.clone().or(config.cluster.clone()),
             max_event_bytes: args
@@ -134,24 +156,6 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
             p.set_position(bytes);
         }
     };
-    // The rules compile on their own threads while the input is read; decoders wait for the
-    // rules' screen, so that every event is judged by it.
-    let mut compiling = Some(std::thread::spawn({
-        let rules = config.rules.clone();
-        // Decoders wait for the screen: whatever happens here, it is set.
-        let publisher = screen.map(SetOnDrop);
-        move || {
-            let compiled = compile_rules(&pack, &rules);
-            if let Some(SetOnDrop(screen)) = &publisher {
-                let ready = compiled
-                    .as_ref()
-                    .ok()
-                    .filter(|(_, errors)| errors.is_empty());
-                screen.set(ready.and_then(|(engine, _)| engine.decode_screen()));
-            }
-            compiled
-        }
-    }));
     let mut engine: Option<RuleEngine> = None;
     // Screened batches are small; the rules see them joined (their cost is partly per batch).
     let mut coalescer = Coalescer::new(JOINED_ROWS);
