@@ -62,6 +62,11 @@ pub(crate) struct Envelope<'a> {
     /// The known annotations, when the reader found them while reading `annotations` (else
     /// they are looked up in its text).
     pub known_annotations: Option<KnownAnnotations<'a>>,
+    /// The text from the value of `user` to the end of the value of `userAgent`, when those
+    /// members came one after the other with only `impersonatedUser` and `sourceIPs` between
+    /// them and none of the four came elsewhere (as the apiserver writes them): every column
+    /// taken from those members is then a function of this text.
+    pub identity: Option<&'a str>,
 }
 
 /// A string that borrows from the input when it has no escapes (serde's own `Cow` does not).
@@ -236,6 +241,11 @@ impl<'a> Envelope<'a> {
         let mut env = Box::<Envelope<'a>>::default();
         // Where in the apiserver's order of members the next one is expected.
         let next = Cell::new(0usize);
+        // The run of identity members (`user` to `userAgent`) being read: where it started and
+        // how many members it has; the identity members read in all; the finished run.
+        let mut run: Option<(usize, u32)> = None;
+        let mut identity_members = 0u32;
+        let mut identity: Option<(usize, usize, u32)> = None;
         let is_object = r.object_predicting(
             |ahead| {
                 // The next member in order, or one of the two after it (optional members such as
@@ -255,6 +265,7 @@ impl<'a> Envelope<'a> {
                     Member::Named(_, name) => match Field::named(&name) {
                         Some(field) => field,
                         None => {
+                            run = None;
                             let value = r.raw()?;
                             env.unknown.push((name, value));
                             return Ok(());
@@ -264,6 +275,15 @@ impl<'a> Envelope<'a> {
                 // The members in order are the first variants, in that order (a test checks).
                 if (field as usize) < EVENT_ORDER.len() {
                     next.set(field as usize + 1);
+                }
+                let is_identity = matches!(
+                    field,
+                    Field::User | Field::ImpersonatedUser | Field::SourceIps | Field::UserAgent
+                );
+                match field {
+                    Field::User => run = Some((r.position(), 0)),
+                    _ if is_identity => {}
+                    _ => run = None,
                 }
                 match field {
                     Field::Kind => env.kind = r.opt_string()?,
@@ -307,9 +327,22 @@ impl<'a> Envelope<'a> {
                     Field::LogEvents => env.log_events = r.opt_raw()?,
                     Field::Message => env.message = r.opt_raw()?,
                 }
+                if is_identity {
+                    identity_members += 1;
+                    if let Some((from, members)) = run.as_mut() {
+                        *members += 1;
+                        if field == Field::UserAgent {
+                            identity = Some((*from, r.position(), *members));
+                            run = None;
+                        }
+                    }
+                }
                 Ok(())
             },
         )?;
+        env.identity = identity
+            .filter(|(_, _, members)| *members == identity_members)
+            .and_then(|(from, to, _)| r.text_between(from, to));
         // A top-level `null` is not an object: serde_json says what it is.
         if is_object { Ok(env) } else { Err(GiveUp) }
     }
@@ -848,7 +881,20 @@ mod tests {
             Err(e) => panic!("the reader accepted what serde_json rejects ({e}): {text}"),
         };
         let known = fast.known_annotations.take();
+        let identity = fast.identity.take();
         assert_eq!(format!("{fast:?}"), format!("{serde:?}"), "{text}");
+        if let Some(span) = identity {
+            // The identity members alone read as they do in the whole record.
+            let alone = format!("{{\"user\":{span}}}");
+            let only: Envelope<'_> = serde_json::from_str(&alone).expect("identity text parses");
+            let members = |e: &Envelope<'_>| {
+                format!(
+                    "{:?}",
+                    (&e.user, &e.impersonated_user, &e.source_ips, &e.user_agent)
+                )
+            };
+            assert_eq!(members(&only), members(&serde), "{text}");
+        }
         if let Some(raw) = fast.annotations.filter(|r| r.trim_start().starts_with('{')) {
             assert_eq!(
                 format!("{:?}", known.expect("read while reading")),
@@ -911,6 +957,50 @@ mod tests {
             2,
             "levelx and auditIDs are not level and auditID"
         );
+    }
+
+    #[test]
+    fn the_identity_text_is_kept_only_when_it_alone_holds_the_identity_members() {
+        let identity = |record: &str| {
+            assert!(assert_reads_agree(record), "read fast: {record}");
+            Envelope::parse(record, Wanted::default())
+                .expect("parses")
+                .identity
+                .map(str::to_string)
+        };
+        // The apiserver's order, with and without the optional members.
+        let user = r#"{"username":"u","groups":["g"]}"#;
+        let full = format!(
+            r#"{{"kind":"Event","verb":"get","user":{user},"impersonatedUser":{{"username":"i"}},"sourceIPs":["10.0.0.1"],"userAgent":"kubectl","objectRef":{{"resource":"pods"}}}}"#
+        );
+        assert_eq!(
+            identity(&full).as_deref(),
+            Some(
+                r#"{"username":"u","groups":["g"]},"impersonatedUser":{"username":"i"},"sourceIPs":["10.0.0.1"],"userAgent":"kubectl""#
+            )
+        );
+        let short = format!(r#"{{"kind":"Event","user":{user},"userAgent":"kubectl"}}"#);
+        assert_eq!(
+            identity(&short).as_deref(),
+            Some(r#"{"username":"u","groups":["g"]},"userAgent":"kubectl""#)
+        );
+        for record in [
+            // An identity member outside the run.
+            format!(r#"{{"kind":"Event","sourceIPs":["10.0.0.2"],"user":{user},"userAgent":"k"}}"#),
+            format!(r#"{{"kind":"Event","user":{user},"userAgent":"k","sourceIPs":["10.0.0.2"]}}"#),
+            // `user` written twice: the second one counts.
+            format!(
+                r#"{{"kind":"Event","user":{user},"userAgent":"k","user":{{"username":"v"}}}}"#
+            ),
+            // Another member inside the run, known or not.
+            format!(r#"{{"kind":"Event","user":{user},"verb":"get","userAgent":"k"}}"#),
+            format!(r#"{{"kind":"Event","user":{user},"x":1,"userAgent":"k"}}"#),
+            // No user agent, or no user.
+            format!(r#"{{"kind":"Event","user":{user},"sourceIPs":["10.0.0.2"]}}"#),
+            r#"{"kind":"Event","sourceIPs":["10.0.0.2"],"userAgent":"k"}"#.to_string(),
+        ] {
+            assert_eq!(identity(&record), None, "{record}");
+        }
     }
 
     #[test]

@@ -162,6 +162,17 @@ impl<'a> JsonReader<'a> {
         }
     }
 
+    /// Where the reader is, as a byte offset into its text.
+    #[inline]
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// The text between two positions of the reader.
+    pub(crate) fn text_between(&self, from: usize, to: usize) -> Option<&'a str> {
+        self.text.get(from..to)
+    }
+
     /// Succeeds when only spaces are left.
     pub(crate) fn end(&mut self) -> Step<()> {
         match self.peek() {

@@ -579,6 +579,7 @@ fn native_row<'a>(
     row.request_uri = env.request_uri;
     row.source_ips = env.source_ips;
     row.user_agent = env.user_agent;
+    row.identity = env.identity;
     if let Some(user) = env.user {
         row.user_name = user.username;
         row.user_groups = user.groups;

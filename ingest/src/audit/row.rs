@@ -43,6 +43,10 @@ pub struct AuditRow<'a> {
     /// Facts of the object, for the resources that have them (pods, workloads, RBAC, ...);
     /// boxed, as few events have them and the row is moved for every event.
     pub facts: Option<Box<ObjectFacts>>,
+    /// The event's text from the value of `user` to the end of the value of `userAgent`, when
+    /// the user, impersonation, source address and user agent columns come from it alone (not
+    /// a column): the decode-time screen finds the verdicts of all of them by this one text.
+    pub identity: Option<&'a str>,
 }
 
 /// Facts extracted from the request (or response) object, owned because they are assembled

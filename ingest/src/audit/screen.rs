@@ -402,6 +402,9 @@ struct Judged {
     texts: Option<TextIds>,
     /// Verdict bits of each id, `words` words each.
     bits: Vec<u64>,
+    /// For a set of identity columns, its place among the ids that [`IdentityIds`] keeps for
+    /// each identity.
+    identity_slot: Option<usize>,
 }
 
 /// The ids of the values of one text column, by value (`None`: the column is null).
@@ -481,6 +484,57 @@ impl Judged {
     }
 }
 
+/// The columns whose values come from an event's `user`, `impersonatedUser`, `sourceIPs` and
+/// `userAgent` members ([`AuditRow::identity`]).
+const IDENTITY_COLUMNS: [Column; 6] = [
+    Column::UserName,
+    Column::UserGroups,
+    Column::ImpersonatedUser,
+    Column::ImpersonatedGroups,
+    Column::SourceIp,
+    Column::UserAgent,
+];
+
+/// An id not looked up yet.
+const UNKNOWN: u32 = u32::MAX;
+
+/// The value ids of the sets of identity columns, by the text of an event's identity members.
+/// Four rules of the built-in pack pass every key combination and are turned down only by their
+/// user, impersonation, user agent and source address: nearly every row took a lookup of each.
+/// The text of those members repeats as much as any of them (a few thousand kinds in 200,000
+/// events), so one lookup of it finds the ids of them all.
+struct IdentityIds {
+    /// Sets of identity columns: the ids kept for each identity.
+    slots: usize,
+    ids: HashMap<Box<str>, u32, FixedState>,
+    /// The value id of every set of every identity, `slots` each (`UNKNOWN` until looked up).
+    known: Vec<u32>,
+    /// Some set forgot its ids: the ones kept here are forgotten before the next row.
+    stale: bool,
+}
+
+impl IdentityIds {
+    /// The id of `text`, new ones included.
+    fn id_of(&mut self, text: &str) -> usize {
+        if let Some(id) = self.ids.get(text) {
+            return *id as usize;
+        }
+        if self.ids.len() >= MAX_REMEMBERED {
+            self.clear();
+        }
+        let id = self.ids.len();
+        self.ids.insert(text.into(), id as u32);
+        self.known.resize(self.known.len() + self.slots, UNKNOWN);
+        id
+    }
+
+    fn clear(&mut self) {
+        self.ids.clear();
+        self.known.clear();
+        self.stale = false;
+    }
+}
+
 /// Values remembered per set of columns before they are forgotten (memory stays bounded on
 /// logs where some value never repeats).
 const MAX_REMEMBERED: usize = 1 << 18;
@@ -495,6 +549,8 @@ pub(crate) struct RowScreen {
     shared: Arc<SharedVerdicts>,
     words: usize,
     judged: Vec<Judged>,
+    /// When two or more value sets are of identity columns only.
+    identity: Option<IdentityIds>,
     scratch: Vec<u8>,
     passing: Vec<u64>,
     rows: u64,
@@ -553,6 +609,7 @@ impl RowScreen {
                 ids: HashMap::default(),
                 texts: TextIds::of(&columns),
                 bits: Vec::new(),
+                identity_slot: None,
                 columns,
             })
         };
@@ -566,11 +623,33 @@ impl RowScreen {
         for (i, names) in judge.value_sets().iter().enumerate() {
             judged.push(set(names, Some(i))?);
         }
+        let mut slots = 0;
+        for j in &mut judged[1..] {
+            if j.columns.iter().all(|c| IDENTITY_COLUMNS.contains(c)) {
+                j.identity_slot = Some(slots);
+                slots += 1;
+            }
+        }
+        // With one such set, looking up the identity costs what looking up the set does.
+        let identity = if slots >= 2 {
+            Some(IdentityIds {
+                slots,
+                ids: HashMap::default(),
+                known: Vec::new(),
+                stale: false,
+            })
+        } else {
+            for j in &mut judged {
+                j.identity_slot = None;
+            }
+            None
+        };
         Some(RowScreen {
             judge,
             shared,
             words,
             judged,
+            identity,
             scratch: Vec::new(),
             passing: vec![0; words],
             rows: 0,
@@ -589,6 +668,11 @@ impl RowScreen {
         if self.rows.is_multiple_of(REORDER_EVERY) {
             self.judged[1..].sort_by_key(|j| std::cmp::Reverse(j.rejected));
         }
+        if let Some(ids) = self.identity.as_mut().filter(|ids| ids.stale) {
+            ids.clear();
+        }
+        // The row's identity id, once a set of identity columns needs it.
+        let mut identity = None;
         for k in 0..self.judged.len() {
             if k > 0
                 && !self
@@ -599,7 +683,7 @@ impl RowScreen {
             {
                 continue;
             }
-            let id = self.id_of(k, row);
+            let id = self.value_id(k, row, &mut identity);
             let judged = &mut self.judged[k];
             let bits = &judged.bits[id * self.words..(id + 1) * self.words];
             let mut any = 0u64;
@@ -620,6 +704,30 @@ impl RowScreen {
         true
     }
 
+    /// [`Self::id_of`], found by the row's identity (looked up once a row, into `identity`)
+    /// when the set is of identity columns.
+    fn value_id(&mut self, k: usize, row: &AuditRow<'_>, identity: &mut Option<usize>) -> usize {
+        let (Some(slot), Some(text), Some(ids)) = (
+            self.judged[k].identity_slot,
+            row.identity,
+            self.identity.as_mut(),
+        ) else {
+            return self.id_of(k, row);
+        };
+        let at = *identity.get_or_insert_with(|| ids.id_of(text)) * ids.slots + slot;
+        match ids.known.get(at).copied() {
+            Some(UNKNOWN) => {
+                let id = self.id_of(k, row);
+                if let Some(known) = self.identity.as_mut().and_then(|ids| ids.known.get_mut(at)) {
+                    *known = id as u32;
+                }
+                id
+            }
+            Some(id) => id as usize,
+            None => self.id_of(k, row),
+        }
+    }
+
     /// The id of `row`'s values of the `k`th set of columns, judging them if they are new.
     fn id_of(&mut self, k: usize, row: &AuditRow<'_>) -> usize {
         let judged = &mut self.judged[k];
@@ -638,6 +746,9 @@ impl RowScreen {
                     judged.bits.clear();
                     if let Some(texts) = &mut judged.texts {
                         texts.clear();
+                    }
+                    if let Some(ids) = &mut self.identity {
+                        ids.stale = true;
                     }
                 }
                 let verdict = self.shared.get_or_judge(judged.set, &scratch, || {
@@ -919,6 +1030,57 @@ mod tests {
             screen.judged[0].texts.is_none(),
             "the key columns are not one text"
         );
+    }
+
+    #[test]
+    fn sets_of_identity_columns_are_found_by_the_identity_text_once_a_row() {
+        let judge = Arc::new(TwoRules::new());
+        let mut screen = RowScreen::new(judge.clone()).expect("screen");
+        assert!(
+            screen.identity.is_some(),
+            "user name and groups are both identity columns"
+        );
+        let with = |user: &'static str, identity: &'static str| {
+            let mut r = row("get", "pods", user);
+            r.identity = Some(identity);
+            r
+        };
+        assert!(screen.admits(&with("eve", "E")));
+        assert!(!screen.admits(&with("alice", "A")));
+        // The decoder gives equal texts only to equal values; rows that break that rule show
+        // that the ids come from the text.
+        assert!(
+            screen.admits(&with("alice", "E")),
+            "eve's text, eve's verdict"
+        );
+        assert!(
+            !screen.admits(&with("eve", "A")),
+            "alice's text, alice's verdict"
+        );
+        // Without a text, the values decide.
+        assert!(screen.admits(&row("get", "pods", "eve")));
+        assert!(!screen.admits(&row("get", "pods", "alice")));
+        assert_eq!(
+            *judge.asked.lock().unwrap(),
+            1 + 2,
+            "one key and two users judged"
+        );
+        // When a set forgets its ids, the identities forget theirs before the next row.
+        if let Some(ids) = screen.identity.as_mut() {
+            ids.stale = true;
+        }
+        assert!(
+            !screen.admits(&with("alice", "E")),
+            "found by its value again"
+        );
+        assert_eq!(screen.identity.as_ref().map(|i| i.ids.len()), Some(1));
+
+        // With one set of identity columns, its own lookup is as cheap: no identities kept.
+        let mut one = TwoRules::new();
+        one.sets[1] = vec!["api_version".into()];
+        let screen = RowScreen::new(Arc::new(one)).expect("screen");
+        assert!(screen.identity.is_none());
+        assert!(screen.judged.iter().all(|j| j.identity_slot.is_none()));
     }
 
     #[test]
