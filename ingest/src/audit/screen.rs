@@ -511,15 +511,34 @@ struct IdentityIds {
     known: Vec<u32>,
     /// Some set forgot its ids: the ones kept here are forgotten before the next row.
     stale: bool,
+    /// Identities looked up, and how many of them were new.
+    looked_up: u64,
+    new: u64,
 }
 
+/// Identities remembered before they are forgotten: their texts are a few hundred bytes.
+const MAX_IDENTITIES: usize = 1 << 14;
+
 impl IdentityIds {
+    fn new(slots: usize) -> Self {
+        IdentityIds {
+            slots,
+            ids: HashMap::default(),
+            known: Vec::new(),
+            stale: false,
+            looked_up: 0,
+            new: 0,
+        }
+    }
+
     /// The id of `text`, new ones included.
     fn id_of(&mut self, text: &str) -> usize {
+        self.looked_up += 1;
         if let Some(id) = self.ids.get(text) {
             return *id as usize;
         }
-        if self.ids.len() >= MAX_REMEMBERED {
+        self.new += 1;
+        if self.ids.len() >= MAX_IDENTITIES {
             self.clear();
         }
         let id = self.ids.len();
@@ -632,12 +651,7 @@ impl RowScreen {
         }
         // With one such set, looking up the identity costs what looking up the set does.
         let identity = if slots >= 2 {
-            Some(IdentityIds {
-                slots,
-                ids: HashMap::default(),
-                known: Vec::new(),
-                stale: false,
-            })
+            Some(IdentityIds::new(slots))
         } else {
             for j in &mut judged {
                 j.identity_slot = None;
@@ -670,6 +684,19 @@ impl RowScreen {
         }
         if let Some(ids) = self.identity.as_mut().filter(|ids| ids.stale) {
             ids.clear();
+        }
+        if self
+            .identity
+            .as_ref()
+            .is_some_and(|ids| ids.looked_up >= GIVE_UP_AFTER && ids.new * 4 > ids.looked_up)
+        {
+            // Identities that rarely repeat (a credential id in every token, say) cost a lookup
+            // and a copy each and save nothing: the value sets are looked up one by one.
+            tracing::debug!("identities are not remembered: too many are new");
+            self.identity = None;
+            for j in &mut self.judged {
+                j.identity_slot = None;
+            }
         }
         // The row's identity id, once a set of identity columns needs it.
         let mut identity = None;
@@ -1074,6 +1101,19 @@ mod tests {
             "found by its value again"
         );
         assert_eq!(screen.identity.as_ref().map(|i| i.ids.len()), Some(1));
+
+        // Identities that rarely repeat are soon no longer remembered; the verdicts stand.
+        let judge = Arc::new(TwoRules::new());
+        let mut screen = RowScreen::new(judge).expect("screen");
+        let texts: Vec<String> = (0..GIVE_UP_AFTER + 10).map(|i| format!("id-{i}")).collect();
+        for (i, text) in texts.iter().enumerate() {
+            let user = if i % 2 == 0 { "eve" } else { "alice" };
+            let mut r = row("get", "pods", user);
+            r.identity = Some(text);
+            assert_eq!(screen.admits(&r), user == "eve", "{i}");
+        }
+        assert!(screen.identity.is_none(), "every identity was new");
+        assert!(screen.judged.iter().all(|j| j.identity_slot.is_none()));
 
         // With one set of identity columns, its own lookup is as cheap: no identities kept.
         let mut one = TwoRules::new();
