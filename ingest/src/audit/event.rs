@@ -297,7 +297,7 @@ impl<'a> Envelope<'a> {
                     Field::ImpersonatedUser => env.impersonated_user = UserInfo::read(r)?,
                     Field::SourceIps => env.source_ips = r.opt_strings()?,
                     Field::UserAgent => env.user_agent = r.opt_string()?,
-                    Field::ObjectRef => env.object_ref = ObjectRef::read(r)?,
+                    Field::ObjectRef => ObjectRef::read_into(r, &mut env.object_ref)?,
                     Field::ResponseStatus => env.response_status = ResponseStatus::read(r)?,
                     Field::RequestObject => env.request_object = r.opt_raw()?,
                     Field::ResponseObject => env.response_object = r.opt_raw()?,
@@ -505,8 +505,10 @@ pub(crate) struct ObjectRef<'a> {
 }
 
 impl<'a> ObjectRef<'a> {
-    fn read(r: &mut JsonReader<'a>) -> Step<Option<ObjectRef<'a>>> {
-        let mut obj = ObjectRef::default();
+    /// Reads an `objectRef` (or `null`) into `into`, where it is to stay: built elsewhere, its
+    /// 144 bytes were copied twice on the way there, for every event.
+    fn read_into(r: &mut JsonReader<'a>, into: &mut Option<ObjectRef<'a>>) -> Step<()> {
+        let obj = into.insert(ObjectRef::default());
         let mut seen = [false; 6];
         // The members with columns are recognised in the bytes ahead, as written; other names
         // (and names written with escapes) are read.
@@ -526,7 +528,10 @@ impl<'a> ObjectRef<'a> {
             *slot = r.opt_string()?;
             Ok(())
         })?;
-        Ok(read.then_some(obj))
+        if !read {
+            *into = None;
+        }
+        Ok(())
     }
 }
 
