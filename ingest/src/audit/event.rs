@@ -305,11 +305,12 @@ impl<'a> Envelope<'a> {
                         env.request_received_timestamp = r.opt_string()?
                     }
                     Field::StageTimestamp => env.stage_timestamp = r.opt_string()?,
-                    Field::Annotations => {
-                        let (raw, known) = KnownAnnotations::read(r, wanted.reason)?;
-                        env.annotations = raw;
-                        env.known_annotations = known;
-                    }
+                    Field::Annotations => KnownAnnotations::read_into(
+                        r,
+                        wanted.reason,
+                        &mut env.annotations,
+                        &mut env.known_annotations,
+                    )?,
                     Field::Timestamp => env.timestamp = r.opt_raw()?,
                     Field::Metadata => env.metadata = EventMetadata::read(r)?,
                     Field::Items => env.items = r.opt_raw()?,
@@ -566,7 +567,7 @@ fn slot_of<const N: usize>(members: &[&[u8]; N], member: Member<'_, usize>) -> O
 }
 
 /// The members of an `objectRef` that have columns, quoted and followed by a colon, in the
-/// order of `ObjectRef::read`'s slots.
+/// order of `ObjectRef::read_into`'s slots.
 const OBJECT_REF_MEMBERS: [&[u8]; 6] = [
     b"\"resource\":",
     b"\"namespace\":",
@@ -647,7 +648,7 @@ pub(crate) struct KnownAnnotations<'a> {
 }
 
 /// The names of the annotations that have columns (decision, reason, Pod Security violations,
-/// in the order of `KnownAnnotations::read`'s slots), quoted and followed by a colon, as an
+/// in the order of `KnownAnnotations::read_into`'s slots), quoted and followed by a colon, as an
 /// apiserver writes a member (it writes the map's keys in order, these first).
 const ANNOTATION_MEMBERS: [&[u8]; 3] = [
     b"\"authorization.k8s.io/decision\":",
@@ -684,14 +685,18 @@ impl<'a> KnownAnnotations<'a> {
     /// `find`, only the object's own members are considered (annotations are a map of strings,
     /// so this differs only for records no apiserver writes). A value that is not an object is
     /// returned without known annotations, for `find` to search.
-    /// The reason is left out unless `reason` is true.
-    fn read(
+    /// The reason is left out unless `reason` is true. Both are read into the envelope's
+    /// fields, `raw` and `known`, where they are to stay (built elsewhere, they were copied
+    /// there for every event).
+    fn read_into(
         r: &mut JsonReader<'a>,
         reason: bool,
-    ) -> Step<(Option<&'a str>, Option<KnownAnnotations<'a>>)> {
-        let mut known = KnownAnnotations::default();
+        raw: &mut Option<&'a str>,
+        known: &mut Option<KnownAnnotations<'a>>,
+    ) -> Step<()> {
+        let found = known.insert(KnownAnnotations::default());
         let mut is_object = false;
-        let raw = r.opt_raw_reading_objects(|r| {
+        *raw = r.opt_raw_reading_objects(|r| {
             is_object = true;
             // The known names are recognised in the bytes ahead; any other name is read and,
             // as `find` does, compared as written (unlike `slot_of`, which unescapes).
@@ -703,9 +708,9 @@ impl<'a> KnownAnnotations<'a> {
                         .position(|quoted| quoted_name(quoted) == raw.as_bytes()),
                 };
                 let slot = match which {
-                    Some(0) => &mut known.decision,
-                    Some(1) if reason => &mut known.reason,
-                    Some(2) => &mut known.pod_security_violations,
+                    Some(0) => &mut found.decision,
+                    Some(1) if reason => &mut found.reason,
+                    Some(2) => &mut found.pod_security_violations,
                     _ => return r.skip_value(),
                 };
                 if slot.is_none() && r.peek_is_string()? {
@@ -717,7 +722,10 @@ impl<'a> KnownAnnotations<'a> {
             })
             .map(drop)
         })?;
-        Ok((raw, is_object.then_some(known)))
+        if !is_object {
+            *known = None;
+        }
+        Ok(())
     }
 }
 
@@ -1152,7 +1160,8 @@ mod tests {
             let searched = KnownAnnotations::find(raw);
             for reason in [true, false] {
                 let mut r = JsonReader::new(raw);
-                let (text, read) = KnownAnnotations::read(&mut r, reason).expect("reads");
+                let (mut text, mut read) = (None, None);
+                KnownAnnotations::read_into(&mut r, reason, &mut text, &mut read).expect("reads");
                 assert_eq!(text, Some(raw), "{raw}");
                 let read = read.expect("an object");
                 assert_eq!(read.decision, searched.decision, "{raw}");
