@@ -518,6 +518,9 @@ struct IdentityIds {
 
 /// Identities remembered before they are forgotten: their texts are a few hundred bytes.
 const MAX_IDENTITIES: usize = 1 << 14;
+/// Longer identity texts (a user in hundreds of groups, say) are not remembered: their values
+/// are looked up set by set, and the identities kept stay within 16 MiB a thread.
+const MAX_IDENTITY_BYTES: usize = 1024;
 /// Identities looked up before the screen may stop remembering them. Early on most are new
 /// (the 200,000-event benchmark log has 4,178 kinds, 2,074 of them in its first 8,192
 /// events), so the trial is long.
@@ -740,7 +743,7 @@ impl RowScreen {
     fn value_id(&mut self, k: usize, row: &AuditRow<'_>, identity: &mut Option<usize>) -> usize {
         let (Some(slot), Some(text), Some(ids)) = (
             self.judged[k].identity_slot,
-            row.identity,
+            row.identity.filter(|text| text.len() <= MAX_IDENTITY_BYTES),
             self.identity.as_mut(),
         ) else {
             return self.id_of(k, row);
@@ -1105,6 +1108,17 @@ mod tests {
             "found by its value again"
         );
         assert_eq!(screen.identity.as_ref().map(|i| i.ids.len()), Some(1));
+
+        // A long identity text is not remembered; its values are looked up set by set.
+        let judge = Arc::new(TwoRules::new());
+        let mut screen = RowScreen::new(judge).expect("screen");
+        let long = "x".repeat(MAX_IDENTITY_BYTES + 1);
+        for (user, admitted) in [("eve", true), ("alice", false)] {
+            let mut r = row("get", "pods", user);
+            r.identity = Some(&long);
+            assert_eq!(screen.admits(&r), admitted, "{user}");
+        }
+        assert_eq!(screen.identity.as_ref().map(|i| i.ids.len()), Some(0));
 
         // Identities that rarely repeat are soon no longer remembered; the verdicts stand.
         let judge = Arc::new(TwoRules::new());
