@@ -509,8 +509,6 @@ struct IdentityIds {
     ids: HashMap<Box<str>, u32, FixedState>,
     /// The value id of every set of every identity, `slots` each (`UNKNOWN` until looked up).
     known: Vec<u32>,
-    /// Some set forgot its ids: the ones kept here are forgotten before the next row.
-    stale: bool,
     /// Identities looked up, and how many of them were new.
     looked_up: u64,
     new: u64,
@@ -532,7 +530,6 @@ impl IdentityIds {
             slots,
             ids: HashMap::default(),
             known: Vec::new(),
-            stale: false,
             looked_up: 0,
             new: 0,
         }
@@ -557,7 +554,6 @@ impl IdentityIds {
     fn clear(&mut self) {
         self.ids.clear();
         self.known.clear();
-        self.stale = false;
     }
 }
 
@@ -689,9 +685,6 @@ impl RowScreen {
         if self.rows.is_multiple_of(REORDER_EVERY) {
             self.judged[1..].sort_by_key(|j| std::cmp::Reverse(j.rejected));
         }
-        if let Some(ids) = self.identity.as_mut().filter(|ids| ids.stale) {
-            ids.clear();
-        }
         if self
             .identity
             .as_ref()
@@ -776,14 +769,7 @@ impl RowScreen {
             None => {
                 self.misses += 1;
                 if judged.ids.len() >= MAX_REMEMBERED {
-                    judged.ids.clear();
-                    judged.bits.clear();
-                    if let Some(texts) = &mut judged.texts {
-                        texts.clear();
-                    }
-                    if let Some(ids) = &mut self.identity {
-                        ids.stale = true;
-                    }
+                    forget(judged, self.identity.as_mut());
                 }
                 let verdict = self.shared.get_or_judge(judged.set, &scratch, || {
                     judge_one(self.judge.as_ref(), judged, row, self.words)
@@ -805,6 +791,20 @@ impl RowScreen {
     /// one row in eight brought a value never seen before.
     fn gave_up(&self) -> bool {
         self.rows >= GIVE_UP_AFTER && self.misses * 8 > self.rows
+    }
+}
+
+/// Forgets the values of `judged` and their verdicts, and with them the ids that `identity`
+/// keeps (some are ids of `judged`). A row being judged meanwhile finds no ids kept for its
+/// identity and looks up the rest of its sets one by one.
+fn forget(judged: &mut Judged, identity: Option<&mut IdentityIds>) {
+    judged.ids.clear();
+    judged.bits.clear();
+    if let Some(texts) = &mut judged.texts {
+        texts.clear();
+    }
+    if let Some(ids) = identity {
+        ids.clear();
     }
 }
 
@@ -1099,10 +1099,8 @@ mod tests {
             1 + 2,
             "one key and two users judged"
         );
-        // When a set forgets its ids, the identities forget theirs before the next row.
-        if let Some(ids) = screen.identity.as_mut() {
-            ids.stale = true;
-        }
+        // When a set forgets its ids, the identities forget theirs with them.
+        forget(&mut screen.judged[1], screen.identity.as_mut());
         assert!(
             !screen.admits(&with("alice", "E")),
             "found by its value again"
