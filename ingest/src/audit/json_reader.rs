@@ -215,7 +215,7 @@ impl<'a> JsonReader<'a> {
     }
 
     /// A string value, unescaped; borrowed when it has no escapes.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn string(&mut self) -> Step<Cow<'a, str>> {
         let (raw, escaped) = self.raw_string()?;
         if escaped {
