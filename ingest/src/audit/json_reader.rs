@@ -325,35 +325,51 @@ impl<'a> JsonReader<'a> {
     }
 
     fn skip(&mut self, depth: usize) -> Step<()> {
+        let first = self.peek()?;
+        if self.skip_scalar(first)? {
+            Ok(())
+        } else {
+            self.skip_container(first, depth)
+        }
+    }
+
+    /// Passes over the string, number or literal that starts with `first` (just peeked), or
+    /// says it is a container (`false`, nothing consumed). Inlined into the loops over a
+    /// container's items, so that only nested containers cost a call: most skipped values are
+    /// strings (1.7 million calls for the benchmark scan's skipped objects before).
+    #[inline(always)]
+    fn skip_scalar(&mut self, first: u8) -> Step<bool> {
         let bytes = self.bytes();
-        match self.peek()? {
+        match first {
             b'"' => self.pos = string_end(bytes, self.pos)?.0,
-            b'{' => {
-                if depth >= MAX_DEPTH {
-                    return Err(GiveUp);
-                }
-                let mut more = self.open(b'{', b'}')?;
-                while more {
-                    self.pos = member_name_end(bytes, spaces(bytes, self.pos))?;
-                    self.skip(depth + 1)?;
-                    more = self.next_item(b'}')?;
-                }
-            }
-            b'[' => {
-                if depth >= MAX_DEPTH {
-                    return Err(GiveUp);
-                }
-                let mut more = self.open(b'[', b']')?;
-                while more {
-                    self.skip(depth + 1)?;
-                    more = self.next_item(b']')?;
-                }
-            }
+            b'{' | b'[' => return Ok(false),
             b't' => self.literal(b"true")?,
             b'f' => self.literal(b"false")?,
             b'n' => self.literal(b"null")?,
             b'-' | b'0'..=b'9' => self.pos = number_end(bytes, self.pos)?,
             _ => return Err(GiveUp),
+        }
+        Ok(true)
+    }
+
+    /// Passes over the object or array that starts with `first` (just peeked), nested `depth`
+    /// deep.
+    fn skip_container(&mut self, first: u8, depth: usize) -> Step<()> {
+        if depth >= MAX_DEPTH {
+            return Err(GiveUp);
+        }
+        let bytes = self.bytes();
+        let close = if first == b'{' { b'}' } else { b']' };
+        let mut more = self.open(first, close)?;
+        while more {
+            if first == b'{' {
+                self.pos = member_name_end(bytes, spaces(bytes, self.pos))?;
+            }
+            let item = self.peek()?;
+            if !self.skip_scalar(item)? {
+                self.skip_container(item, depth + 1)?;
+            }
+            more = self.next_item(close)?;
         }
         Ok(())
     }
