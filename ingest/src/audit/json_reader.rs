@@ -226,6 +226,7 @@ impl<'a> JsonReader<'a> {
     }
 
     /// A string or `null`.
+    #[inline(always)]
     pub(crate) fn opt_string(&mut self) -> Step<Option<Cow<'a, str>>> {
         if self.null()? {
             Ok(None)
