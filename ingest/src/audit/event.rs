@@ -241,11 +241,7 @@ impl<'a> Envelope<'a> {
         let mut env = Box::<Envelope<'a>>::default();
         // Where in the apiserver's order of members the next one is expected.
         let next = Cell::new(0usize);
-        // The run of identity members (`user` to `userAgent`) being read: where it started and
-        // how many members it has; the identity members read in all; the finished run.
-        let mut run: Option<(usize, u32)> = None;
-        let mut identity_members = 0u32;
-        let mut identity: Option<(usize, usize, u32)> = None;
+        let mut identity = IdentityRun::default();
         let is_object = r.object_predicting(
             |ahead| {
                 // The next member in order, or one of the two after it (optional members such as
@@ -265,7 +261,7 @@ impl<'a> Envelope<'a> {
                     Member::Named(_, name) => match Field::named(&name) {
                         Some(field) => field,
                         None => {
-                            run = None;
+                            identity.before(None, r.position());
                             let value = r.raw()?;
                             env.unknown.push((name, value));
                             return Ok(());
@@ -276,15 +272,7 @@ impl<'a> Envelope<'a> {
                 if (field as usize) < EVENT_ORDER.len() {
                     next.set(field as usize + 1);
                 }
-                let is_identity = matches!(
-                    field,
-                    Field::User | Field::ImpersonatedUser | Field::SourceIps | Field::UserAgent
-                );
-                match field {
-                    Field::User => run = Some((r.position(), 0)),
-                    _ if is_identity => {}
-                    _ => run = None,
-                }
+                identity.before(Some(field), r.position());
                 match field {
                     Field::Kind => env.kind = r.opt_string()?,
                     Field::ApiVersion => r.skip_value()?,
@@ -328,22 +316,11 @@ impl<'a> Envelope<'a> {
                     Field::LogEvents => env.log_events = r.opt_raw()?,
                     Field::Message => env.message = r.opt_raw()?,
                 }
-                if is_identity {
-                    identity_members += 1;
-                    if let Some((from, members)) = run.as_mut() {
-                        *members += 1;
-                        if field == Field::UserAgent {
-                            identity = Some((*from, r.position(), *members));
-                            run = None;
-                        }
-                    }
-                }
+                identity.after(field, r.position());
                 Ok(())
             },
         )?;
-        env.identity = identity
-            .filter(|(_, _, members)| *members == identity_members)
-            .and_then(|(from, to, _)| r.text_between(from, to));
+        env.identity = identity.text(r);
         // A top-level `null` is not an object: serde_json says what it is.
         if is_object { Ok(env) } else { Err(GiveUp) }
     }
@@ -485,6 +462,59 @@ impl<'a> UserInfo<'a> {
             Ok(())
         })?;
         Ok(read.then_some(user))
+    }
+}
+
+/// Where an event's identity members (`user`, `impersonatedUser`, `sourceIPs`, `userAgent`)
+/// lie, followed as the members are read: their text, when they come one after the other from
+/// `user` to `userAgent` and none of them comes elsewhere (as the apiserver writes them).
+#[derive(Default)]
+struct IdentityRun {
+    /// The run being read: where it started and how many members it has so far.
+    open: Option<(usize, u32)>,
+    /// Identity members read in all.
+    members: u32,
+    /// The last finished run: where it starts and ends, and its members.
+    done: Option<(usize, usize, u32)>,
+}
+
+impl IdentityRun {
+    fn is_identity(field: Field) -> bool {
+        matches!(
+            field,
+            Field::User | Field::ImpersonatedUser | Field::SourceIps | Field::UserAgent
+        )
+    }
+
+    /// Before the value of a member (`None`: a member with no field), which starts at `at`.
+    fn before(&mut self, field: Option<Field>, at: usize) {
+        match field {
+            Some(Field::User) => self.open = Some((at, 0)),
+            Some(field) if Self::is_identity(field) => {}
+            _ => self.open = None,
+        }
+    }
+
+    /// After the value of `field`, which ends at `at`.
+    fn after(&mut self, field: Field, at: usize) {
+        if !Self::is_identity(field) {
+            return;
+        }
+        self.members += 1;
+        if let Some((from, members)) = self.open.as_mut() {
+            *members += 1;
+            if field == Field::UserAgent {
+                self.done = Some((*from, at, *members));
+                self.open = None;
+            }
+        }
+    }
+
+    /// The run's text, when it holds every identity member of the event.
+    fn text<'a>(&self, r: &JsonReader<'a>) -> Option<&'a str> {
+        self.done
+            .filter(|(_, _, members)| *members == self.members)
+            .and_then(|(from, to, _)| r.text_between(from, to))
     }
 }
 

@@ -645,22 +645,15 @@ impl RowScreen {
         for (i, names) in judge.value_sets().iter().enumerate() {
             judged.push(set(names, Some(i))?);
         }
-        let mut slots = 0;
-        for j in &mut judged[1..] {
-            if j.columns.iter().all(|c| IDENTITY_COLUMNS.contains(c)) {
-                j.identity_slot = Some(slots);
-                slots += 1;
-            }
-        }
+        let of_identity = |j: &&mut Judged| j.columns.iter().all(|c| IDENTITY_COLUMNS.contains(c));
+        let slots = judged[1..].iter_mut().filter(of_identity).count();
         // With one such set, looking up the identity costs what looking up the set does.
-        let identity = if slots >= 2 {
-            Some(IdentityIds::new(slots))
-        } else {
-            for j in &mut judged {
-                j.identity_slot = None;
+        let identity = (slots >= 2).then(|| {
+            for (slot, j) in judged[1..].iter_mut().filter(of_identity).enumerate() {
+                j.identity_slot = Some(slot);
             }
-            None
-        };
+            IdentityIds::new(slots)
+        });
         Some(RowScreen {
             judge,
             shared,
