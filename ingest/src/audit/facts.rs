@@ -14,6 +14,8 @@ use serde_json::value::RawValue;
 
 use super::row::ObjectFacts;
 
+mod fast;
+
 /// The top-level fields of any Kubernetes object that facts come from. Its `spec` is kept as
 /// JSON text to be read by the carrier's own type, or read at once as `S`: a pod's or a
 /// workload's object is then parsed in one pass instead of once for the object, once for its
@@ -219,6 +221,9 @@ pub(crate) fn extract(resource: &str, subresource: Option<&str>, object: &str) -
     if kind == Carrier::Other {
         return ObjectFacts::default();
     }
+    if let Ok(object) = fast::read(kind, object) {
+        return object.facts();
+    }
     if let Some(facts) = one_pass(kind, object) {
         return facts;
     }
@@ -355,45 +360,68 @@ fn by_parts(kind: Carrier, object: &str) -> ObjectFacts {
     facts
 }
 
+/// A pod's or a (non-cron) workload's object as far as its facts go.
+struct PodObject {
+    kind: Option<String>,
+    meta: Option<ObjectMeta>,
+    /// The pod spec, with a workload's pod template's metadata (`None` for a pod, whose own
+    /// metadata goes with its spec).
+    pod: Option<(PodSpec, Option<Option<ObjectMeta>>)>,
+}
+
+impl PodObject {
+    fn facts(self) -> ObjectFacts {
+        let mut facts = ObjectFacts {
+            object_kind: self.kind,
+            ..ObjectFacts::default()
+        };
+        if let Some(labels) = self.meta.as_ref().and_then(|m| m.labels.as_ref()) {
+            facts.labels = serde_json::to_string(labels).ok();
+        }
+        if let Some((spec, template_meta)) = self.pod {
+            // A pod's own metadata; a workload's pod template's.
+            let pod_meta = match template_meta {
+                Some(m) => m,
+                None => self.meta,
+            };
+            pod_facts(&spec, pod_meta.as_ref(), &mut facts);
+        }
+        facts
+    }
+}
+
 /// The facts of a pod or a (non-cron) workload read in one pass, the same as [`extract`]'s;
 /// `None` for other objects and for objects that are not wholly of the expected shape, which
 /// `extract` reads part by part (keeping what parses).
 fn one_pass(kind: Carrier, object: &str) -> Option<ObjectFacts> {
-    let mut facts = ObjectFacts::default();
-    let (meta, pod) = match kind {
+    let object = match kind {
         Carrier::Pod => {
             let obj = serde_json::from_str::<K8sObject<'_, PodSpec>>(object).ok()?;
-            facts.object_kind = obj.kind;
-            (obj.metadata, obj.spec.map(|spec| (spec, None)))
+            PodObject {
+                kind: obj.kind,
+                meta: obj.metadata,
+                pod: obj.spec.map(|spec| (spec, None)),
+            }
         }
         Carrier::Workload => {
             let obj = serde_json::from_str::<K8sObject<'_, WorkloadSpec<'_, PodTemplate>>>(object)
                 .ok()?;
-            facts.object_kind = obj.kind;
-            let template = obj.spec.and_then(|s| s.template);
-            let pod = match template {
+            let pod = match obj.spec.and_then(|s| s.template) {
                 Some(PodTemplate {
                     metadata,
                     spec: Some(spec),
                 }) => Some((spec, Some(metadata))),
                 _ => None,
             };
-            (obj.metadata, pod)
+            PodObject {
+                kind: obj.kind,
+                meta: obj.metadata,
+                pod,
+            }
         }
         _ => return None,
     };
-    if let Some(labels) = meta.as_ref().and_then(|m| m.labels.as_ref()) {
-        facts.labels = serde_json::to_string(labels).ok();
-    }
-    if let Some((spec, template_meta)) = pod {
-        // A pod's own metadata; a workload's pod template's.
-        let pod_meta = match template_meta {
-            Some(m) => m,
-            None => meta,
-        };
-        pod_facts(&spec, pod_meta.as_ref(), &mut facts);
-    }
-    Some(facts)
+    Some(object.facts())
 }
 
 fn subject_text(s: &Subject) -> String {
@@ -411,6 +439,19 @@ fn extend_unique<'s>(into: &mut Vec<String>, items: impl Iterator<Item = &'s Str
             into.push(item.clone());
         }
     }
+}
+
+/// Whether an annotation of a pod (or pod template) names a seccomp profile, in the form that
+/// came before the `seccompProfile` field.
+fn is_seccomp_annotation(key: &str) -> bool {
+    key == "seccomp.security.alpha.kubernetes.io/pod"
+        || key.starts_with("container.seccomp.security.alpha.kubernetes.io/")
+}
+
+/// Whether an annotation of a pod (or pod template) names a container's AppArmor profile, in
+/// the form that came before the `appArmorProfile` field.
+fn is_apparmor_annotation(key: &str) -> bool {
+    key.starts_with("container.apparmor.security.beta.kubernetes.io/")
 }
 
 fn pod_facts(spec: &PodSpec, meta: Option<&ObjectMeta>, facts: &mut ObjectFacts) {
@@ -503,11 +544,8 @@ fn pod_facts(spec: &PodSpec, meta: Option<&ObjectMeta>, facts: &mut ObjectFacts)
         )
     });
     let seccomp_annotation = meta.and_then(|m| m.annotations.as_ref()).is_some_and(|a| {
-        a.iter().any(|(k, v)| {
-            (k == "seccomp.security.alpha.kubernetes.io/pod"
-                || k.starts_with("container.seccomp.security.alpha.kubernetes.io/"))
-                && v.as_str() == Some("unconfined")
-        })
+        a.iter()
+            .any(|(k, v)| is_seccomp_annotation(k) && v.as_str() == Some("unconfined"))
     });
     facts.seccomp_unconfined = Some(seccomp_field || seccomp_annotation);
     let apparmor_field = profile_is(
@@ -520,10 +558,8 @@ fn pod_facts(spec: &PodSpec, meta: Option<&ObjectMeta>, facts: &mut ObjectFacts)
         )
     });
     let apparmor_annotation = meta.and_then(|m| m.annotations.as_ref()).is_some_and(|a| {
-        a.iter().any(|(k, v)| {
-            k.starts_with("container.apparmor.security.beta.kubernetes.io/")
-                && v.as_str() == Some("unconfined")
-        })
+        a.iter()
+            .any(|(k, v)| is_apparmor_annotation(k) && v.as_str() == Some("unconfined"))
     });
     facts.apparmor_unconfined = Some(apparmor_field || apparmor_annotation);
 }

@@ -281,6 +281,54 @@ impl<'a> JsonReader<'a> {
         self.text[start..end].parse().map(Some).map_err(|_| GiveUp)
     }
 
+    /// A non-negative integer that fits an `i64` (up to 18 digits), or `null` (anything else,
+    /// a sign included: give up; serde_json reads `-0` as a float).
+    pub(crate) fn opt_natural(&mut self) -> Step<Option<i64>> {
+        if self.null()? {
+            return Ok(None);
+        }
+        let bytes = self.bytes();
+        let start = self.pos;
+        let digits = bytes[start..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let end = start + digits;
+        if digits == 0
+            || digits > 18
+            || (digits > 1 && bytes[start] == b'0')
+            || matches!(bytes.get(end), Some(b'.' | b'e' | b'E'))
+        {
+            return Err(GiveUp);
+        }
+        self.pos = end;
+        self.text[start..end].parse().map(Some).map_err(|_| GiveUp)
+    }
+
+    /// `true`, `false` or `null`.
+    pub(crate) fn opt_bool(&mut self) -> Step<Option<bool>> {
+        match self.peek()? {
+            b't' => self.literal(b"true").map(|()| Some(true)),
+            b'f' => self.literal(b"false").map(|()| Some(false)),
+            b'n' => self.literal(b"null").map(|()| None),
+            _ => Err(GiveUp),
+        }
+    }
+
+    /// Reads an array (or `null`, giving `false`), calling `item` with the reader at each item,
+    /// which `item` must consume.
+    pub(crate) fn array(&mut self, mut item: impl FnMut(&mut Self) -> Step<()>) -> Step<bool> {
+        if self.null()? {
+            return Ok(false);
+        }
+        let mut more = self.open(b'[', b']')?;
+        while more {
+            item(self)?;
+            more = self.next_item(b']')?;
+        }
+        Ok(true)
+    }
+
     /// Any value, or `null` as `None`, as its JSON text.
     pub(crate) fn opt_raw(&mut self) -> Step<Option<&'a str>> {
         if self.null()? {
