@@ -5,7 +5,8 @@
 //! (Deployment, DaemonSet, StatefulSet, ReplicaSet, ReplicationController, Job, CronJob,
 //! PodTemplate), RBAC rules and bindings, admission webhook targets, Service types, Secret types,
 //! TokenRequest lifetimes and object labels. Patches are partial objects: whatever they carry is
-//! extracted, and a JSON Patch (an array) yields nothing rather than an error.
+//! extracted, and a JSON Patch (an array) yields nothing rather than an error. Pods and
+//! workloads are read by the audit JSON reader first ([`fast`]), and by serde_json when it gives up.
 
 use std::collections::BTreeMap;
 
@@ -360,13 +361,15 @@ fn by_parts(kind: Carrier, object: &str) -> ObjectFacts {
     facts
 }
 
+/// A pod spec, with a workload's pod template's metadata (`None` for a pod, whose own metadata
+/// goes with its spec).
+type PodSpecAndMeta = (PodSpec, Option<Option<ObjectMeta>>);
+
 /// A pod's or a (non-cron) workload's object as far as its facts go.
 struct PodObject {
     kind: Option<String>,
     meta: Option<ObjectMeta>,
-    /// The pod spec, with a workload's pod template's metadata (`None` for a pod, whose own
-    /// metadata goes with its spec).
-    pod: Option<(PodSpec, Option<Option<ObjectMeta>>)>,
+    pod: Option<PodSpecAndMeta>,
 }
 
 impl PodObject {

@@ -259,6 +259,21 @@ impl<'a> JsonReader<'a> {
 
     /// A non-negative integer that fits an `i32`, or `null` (anything else: give up).
     pub(crate) fn opt_count(&mut self) -> Step<Option<i32>> {
+        self.opt_digits(10)?
+            .map(|digits| digits.parse().map_err(|_| GiveUp))
+            .transpose()
+    }
+
+    /// A non-negative integer that fits an `i64` (up to 18 digits), or `null` (anything else,
+    /// a sign included: give up; serde_json reads `-0` as a float).
+    pub(crate) fn opt_natural(&mut self) -> Step<Option<i64>> {
+        self.opt_digits(18)?
+            .map(|digits| digits.parse().map_err(|_| GiveUp))
+            .transpose()
+    }
+
+    /// The digits of a plain non-negative integer of at most `max` digits, or `null`.
+    fn opt_digits(&mut self, max: usize) -> Step<Option<&'a str>> {
         if self.null()? {
             return Ok(None);
         }
@@ -271,38 +286,14 @@ impl<'a> JsonReader<'a> {
         let end = start + digits;
         // No leading zeros, no fraction or exponent; a sign or anything odd goes to serde_json.
         if digits == 0
-            || digits > 10
+            || digits > max
             || (digits > 1 && bytes[start] == b'0')
             || matches!(bytes.get(end), Some(b'.' | b'e' | b'E'))
         {
             return Err(GiveUp);
         }
         self.pos = end;
-        self.text[start..end].parse().map(Some).map_err(|_| GiveUp)
-    }
-
-    /// A non-negative integer that fits an `i64` (up to 18 digits), or `null` (anything else,
-    /// a sign included: give up; serde_json reads `-0` as a float).
-    pub(crate) fn opt_natural(&mut self) -> Step<Option<i64>> {
-        if self.null()? {
-            return Ok(None);
-        }
-        let bytes = self.bytes();
-        let start = self.pos;
-        let digits = bytes[start..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        let end = start + digits;
-        if digits == 0
-            || digits > 18
-            || (digits > 1 && bytes[start] == b'0')
-            || matches!(bytes.get(end), Some(b'.' | b'e' | b'E'))
-        {
-            return Err(GiveUp);
-        }
-        self.pos = end;
-        self.text[start..end].parse().map(Some).map_err(|_| GiveUp)
+        Ok(Some(&self.text[start..end]))
     }
 
     /// `true`, `false` or `null`.

@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::{
-    Capabilities, Carrier, Container, HostPath, ObjectMeta, PodObject, PodSpec, Profile,
-    SecurityContext, Volume, is_apparmor_annotation, is_seccomp_annotation,
+    Capabilities, Carrier, Container, HostPath, ObjectMeta, PodObject, PodSpec, PodSpecAndMeta,
+    PodTemplate, Profile, SecurityContext, Volume, is_apparmor_annotation, is_seccomp_annotation,
 };
 use crate::audit::json_reader::{GiveUp, JsonReader, Step, first, has_control_bytes};
 
@@ -124,8 +124,7 @@ fn strings(
 }
 
 /// A workload's spec, as far as its pod template: the template's spec with its metadata.
-#[allow(clippy::type_complexity)]
-fn workload_spec(r: &mut JsonReader<'_>) -> Step<Option<(PodSpec, Option<Option<ObjectMeta>>)>> {
+fn workload_spec(r: &mut JsonReader<'_>) -> Step<Option<PodSpecAndMeta>> {
     let mut template = None;
     let mut seen = [false; 4];
     r.object(|r, _, name| {
@@ -150,23 +149,21 @@ fn workload_spec(r: &mut JsonReader<'_>) -> Step<Option<(PodSpec, Option<Option<
         }
         Ok(())
     })?;
-    Ok(template.and_then(|(meta, spec)| Some((spec?, Some(meta)))))
+    Ok(template.and_then(|t: PodTemplate| Some((t.spec?, Some(t.metadata)))))
 }
 
-/// A pod template: its metadata and its spec.
-#[allow(clippy::type_complexity)]
-fn pod_template(r: &mut JsonReader<'_>) -> Step<Option<(Option<ObjectMeta>, Option<PodSpec>)>> {
-    let mut template = (None, None);
+fn pod_template(r: &mut JsonReader<'_>) -> Step<Option<PodTemplate>> {
+    let mut template = PodTemplate::default();
     let mut seen = [false; 2];
     let read = r.object(|r, _, name| {
         match name.as_ref() {
             "metadata" => {
                 first(&mut seen[0])?;
-                template.0 = meta(r)?;
+                template.metadata = meta(r)?;
             }
             "spec" => {
                 first(&mut seen[1])?;
-                template.1 = pod_spec(r)?;
+                template.spec = pod_spec(r)?;
             }
             _ => r.skip_value()?,
         }
@@ -314,65 +311,47 @@ fn security_context(r: &mut JsonReader<'_>) -> Step<Option<SecurityContext>> {
 }
 
 fn capabilities(r: &mut JsonReader<'_>) -> Step<Option<Capabilities>> {
-    let mut caps = Capabilities::default();
-    let mut seen = false;
-    let read = r.object(|r, _, name| {
-        if name == "add" {
-            first(&mut seen)?;
-            caps.add = r
-                .opt_strings()?
-                .map(|add| add.into_iter().map(Cow::into_owned).collect());
-            Ok(())
-        } else {
-            r.skip_value()
-        }
+    let add = only_member(r, "add", |r| {
+        Ok(r.opt_strings()?
+            .map(|add| add.into_iter().map(Cow::into_owned).collect()))
     })?;
-    Ok(read.then_some(caps))
+    Ok(add.map(|add| Capabilities { add }))
 }
 
 fn profile(r: &mut JsonReader<'_>) -> Step<Option<Profile>> {
-    let mut profile = Profile::default();
-    let mut seen = false;
-    let read = r.object(|r, _, name| {
-        if name == "type" {
-            first(&mut seen)?;
-            profile.type_ = owned(r.opt_string()?);
-            Ok(())
-        } else {
-            r.skip_value()
-        }
-    })?;
-    Ok(read.then_some(profile))
+    let type_ = only_member(r, "type", |r| Ok(owned(r.opt_string()?)))?;
+    Ok(type_.map(|type_| Profile { type_ }))
 }
 
 fn volume(r: &mut JsonReader<'_>) -> Step<Option<Volume>> {
-    let mut volume = Volume::default();
-    let mut seen = false;
-    let read = r.object(|r, _, name| {
-        if name == "hostPath" {
-            first(&mut seen)?;
-            volume.host_path = host_path(r)?;
-            Ok(())
-        } else {
-            r.skip_value()
-        }
-    })?;
-    Ok(read.then_some(volume))
+    let host_path = only_member(r, "hostPath", host_path)?;
+    Ok(host_path.map(|host_path| Volume { host_path }))
 }
 
 fn host_path(r: &mut JsonReader<'_>) -> Step<Option<HostPath>> {
-    let mut host_path = HostPath::default();
+    let path = only_member(r, "path", |r| Ok(owned(r.opt_string()?)))?;
+    Ok(path.map(|path| HostPath { path }))
+}
+
+/// An object (or `null`: `None`) of which only the member `name` is read, by `read`; the
+/// value is `T`'s default when the member is absent, as with serde's `Option` fields.
+fn only_member<'a, T: Default>(
+    r: &mut JsonReader<'a>,
+    name: &str,
+    mut read: impl FnMut(&mut JsonReader<'a>) -> Step<T>,
+) -> Step<Option<T>> {
+    let mut value = T::default();
     let mut seen = false;
-    let read = r.object(|r, _, name| {
-        if name == "path" {
+    let is_object = r.object(|r, _, member| {
+        if member == name {
             first(&mut seen)?;
-            host_path.path = owned(r.opt_string()?);
+            value = read(r)?;
             Ok(())
         } else {
             r.skip_value()
         }
     })?;
-    Ok(read.then_some(host_path))
+    Ok(is_object.then_some(value))
 }
 
 #[cfg(test)]
