@@ -259,21 +259,17 @@ impl<'a> JsonReader<'a> {
 
     /// A non-negative integer that fits an `i32`, or `null` (anything else: give up).
     pub(crate) fn opt_count(&mut self) -> Step<Option<i32>> {
-        self.opt_digits(10)?
-            .map(|digits| digits.parse().map_err(|_| GiveUp))
-            .transpose()
+        self.opt_plain_integer(10)
     }
 
     /// A non-negative integer that fits an `i64` (up to 18 digits), or `null` (anything else,
     /// a sign included: give up; serde_json reads `-0` as a float).
     pub(crate) fn opt_natural(&mut self) -> Step<Option<i64>> {
-        self.opt_digits(18)?
-            .map(|digits| digits.parse().map_err(|_| GiveUp))
-            .transpose()
+        self.opt_plain_integer(18)
     }
 
-    /// The digits of a plain non-negative integer of at most `max` digits, or `null`.
-    fn opt_digits(&mut self, max: usize) -> Step<Option<&'a str>> {
+    /// A plain non-negative integer of at most `max` digits, or `null`.
+    fn opt_plain_integer<T: std::str::FromStr>(&mut self, max: usize) -> Step<Option<T>> {
         if self.null()? {
             return Ok(None);
         }
@@ -293,7 +289,7 @@ impl<'a> JsonReader<'a> {
             return Err(GiveUp);
         }
         self.pos = end;
-        Ok(Some(&self.text[start..end]))
+        self.text[start..end].parse().map(Some).map_err(|_| GiveUp)
     }
 
     /// `true`, `false` or `null`.

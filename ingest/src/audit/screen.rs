@@ -645,11 +645,15 @@ impl RowScreen {
         for (i, names) in judge.value_sets().iter().enumerate() {
             judged.push(set(names, Some(i))?);
         }
-        let of_identity = |j: &&mut Judged| j.columns.iter().all(|c| IDENTITY_COLUMNS.contains(c));
-        let slots = judged[1..].iter_mut().filter(of_identity).count();
+        let of_identity = |j: &Judged| j.columns.iter().all(|c| IDENTITY_COLUMNS.contains(c));
+        let slots = judged[1..].iter().filter(|j| of_identity(j)).count();
         // With one such set, looking up the identity costs what looking up the set does.
         let identity = (slots >= 2).then(|| {
-            for (slot, j) in judged[1..].iter_mut().filter(of_identity).enumerate() {
+            for (slot, j) in judged[1..]
+                .iter_mut()
+                .filter(|j| of_identity(j))
+                .enumerate()
+            {
                 j.identity_slot = Some(slot);
             }
             IdentityIds::new(slots)
