@@ -18,6 +18,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use super::json_reader::{self, GiveUp, JsonReader, Member, Plain, Step, first, has_control_bytes};
+use super::row::IdentityText;
 
 /// The union of the top-level fields of every shape audithound reads: a native Event, an
 /// EventList, an AKS record or Event Hub batch, a GKE LogEntry, a CloudWatch Logs envelope or an
@@ -62,11 +63,12 @@ pub(crate) struct Envelope<'a> {
     /// The known annotations, when the reader found them while reading `annotations` (else
     /// they are looked up in its text).
     pub known_annotations: Option<KnownAnnotations<'a>>,
-    /// The text from the value of `user` to the end of the value of `userAgent`, when those
-    /// members came one after the other with only `impersonatedUser` and `sourceIPs` between
-    /// them and none of the four came elsewhere (as the apiserver writes them): every column
-    /// taken from those members is then a function of this text.
-    pub identity: Option<&'a str>,
+    /// The text from the value of `user` to the end of the value of `userAgent` less the
+    /// value of `sourceIPs`, when those members came one after the other with only
+    /// `impersonatedUser` and `sourceIPs` between them and none of the four came elsewhere (as
+    /// the apiserver writes them): every column taken from `user`, `impersonatedUser` and
+    /// `userAgent` is then a function of this text.
+    pub identity: Option<IdentityText<'a>>,
 }
 
 /// A string that borrows from the input when it has no escapes (serde's own `Cow` does not).
@@ -467,15 +469,30 @@ impl<'a> UserInfo<'a> {
 
 /// Where an event's identity members (`user`, `impersonatedUser`, `sourceIPs`, `userAgent`)
 /// lie, followed as the members are read: their text, when they come one after the other from
-/// `user` to `userAgent` and none of them comes elsewhere (as the apiserver writes them).
+/// `user` to `userAgent` and none of them comes elsewhere (as the apiserver writes them), less
+/// the value of `sourceIPs` ([`IdentityText`]).
 #[derive(Default)]
 struct IdentityRun {
     /// The run being read: where it started and how many members it has so far.
     open: Option<(usize, u32)>,
     /// Identity members read in all.
     members: u32,
-    /// The last finished run: where it starts and ends, and its members.
-    done: Option<(usize, usize, u32)>,
+    /// Where the value of the open run's `sourceIPs` starts and ends (the last one read).
+    addresses: Option<(usize, usize)>,
+    /// The last finished run.
+    done: Option<FinishedRun>,
+}
+
+/// A run of identity members from `user` to `userAgent`, read to its end.
+#[derive(Clone, Copy)]
+struct FinishedRun {
+    /// Where it starts and ends.
+    from: usize,
+    to: usize,
+    /// Where the value of its (last) `sourceIPs` starts and ends.
+    addresses: Option<(usize, usize)>,
+    /// Identity members in it.
+    members: u32,
 }
 
 impl IdentityRun {
@@ -489,7 +506,11 @@ impl IdentityRun {
     /// Before the value of a member (`None`: a member with no field), which starts at `at`.
     fn before(&mut self, field: Option<Field>, at: usize) {
         match field {
-            Some(Field::User) => self.open = Some((at, 0)),
+            Some(Field::User) => {
+                self.open = Some((at, 0));
+                self.addresses = None;
+            }
+            Some(Field::SourceIps) => self.addresses = Some((at, at)),
             Some(field) if Self::is_identity(field) => {}
             _ => self.open = None,
         }
@@ -501,20 +522,46 @@ impl IdentityRun {
             return;
         }
         self.members += 1;
+        if field == Field::SourceIps
+            && let Some((_, end)) = self.addresses.as_mut()
+        {
+            *end = at;
+        }
         if let Some((from, members)) = self.open.as_mut() {
             *members += 1;
             if field == Field::UserAgent {
-                self.done = Some((*from, at, *members));
+                self.done = Some(FinishedRun {
+                    from: *from,
+                    to: at,
+                    addresses: self.addresses,
+                    members: *members,
+                });
                 self.open = None;
             }
         }
     }
 
     /// The run's text, when it holds every identity member of the event.
-    fn text<'a>(&self, r: &JsonReader<'a>) -> Option<&'a str> {
-        self.done
-            .filter(|(_, _, members)| *members == self.members)
-            .and_then(|(from, to, _)| r.text_between(from, to))
+    fn text<'a>(&self, r: &JsonReader<'a>) -> Option<IdentityText<'a>> {
+        let FinishedRun {
+            from,
+            to,
+            addresses,
+            members,
+        } = self.done?;
+        if members != self.members {
+            return None;
+        }
+        match addresses.filter(|&(start, end)| from <= start && start <= end && end <= to) {
+            Some((start, end)) => Some(IdentityText {
+                head: r.text_between(from, start)?,
+                tail: r.text_between(end, to)?,
+            }),
+            None => Some(IdentityText {
+                head: r.text_between(from, to)?,
+                tail: "",
+            }),
+        }
     }
 }
 
@@ -926,16 +973,17 @@ mod tests {
         let known = fast.known_annotations.take();
         let identity = fast.identity.take();
         assert_eq!(format!("{fast:?}"), format!("{serde:?}"), "{text}");
-        if let Some(span) = identity {
-            // The identity members alone read as they do in the whole record.
-            let alone = format!("{{\"user\":{span}}}");
-            let only: Envelope<'_> = serde_json::from_str(&alone).expect("identity text parses");
-            let members = |e: &Envelope<'_>| {
-                format!(
-                    "{:?}",
-                    (&e.user, &e.impersonated_user, &e.source_ips, &e.user_agent)
-                )
+        if let Some(IdentityText { head, tail }) = identity {
+            // The identity members alone, a `null` in place of the source addresses, read as
+            // they do in the whole record.
+            let alone = if tail.is_empty() {
+                format!("{{\"user\":{head}}}")
+            } else {
+                format!("{{\"user\":{head}null{tail}}}")
             };
+            let only: Envelope<'_> = serde_json::from_str(&alone).expect("identity text parses");
+            let members =
+                |e: &Envelope<'_>| format!("{:?}", (&e.user, &e.impersonated_user, &e.user_agent));
             assert_eq!(members(&only), members(&serde), "{text}");
         }
         if let Some(raw) = fast.annotations.filter(|r| r.trim_start().starts_with('{')) {
@@ -1009,23 +1057,51 @@ mod tests {
             Envelope::parse(record, Wanted::default())
                 .expect("parses")
                 .identity
-                .map(str::to_string)
+                .map(|t| (t.head.to_string(), t.tail.to_string()))
         };
-        // The apiserver's order, with and without the optional members.
+        let text = |head: &str, tail: &str| Some((head.to_string(), tail.to_string()));
+        // The apiserver's order, with and without the optional members; the source addresses
+        // are left out.
         let user = r#"{"username":"u","groups":["g"]}"#;
         let full = format!(
             r#"{{"kind":"Event","verb":"get","user":{user},"impersonatedUser":{{"username":"i"}},"sourceIPs":["10.0.0.1"],"userAgent":"kubectl","objectRef":{{"resource":"pods"}}}}"#
         );
         assert_eq!(
-            identity(&full).as_deref(),
-            Some(
-                r#"{"username":"u","groups":["g"]},"impersonatedUser":{"username":"i"},"sourceIPs":["10.0.0.1"],"userAgent":"kubectl""#
+            identity(&full),
+            text(
+                r#"{"username":"u","groups":["g"]},"impersonatedUser":{"username":"i"},"sourceIPs":"#,
+                r#","userAgent":"kubectl""#
             )
         );
         let short = format!(r#"{{"kind":"Event","user":{user},"userAgent":"kubectl"}}"#);
         assert_eq!(
-            identity(&short).as_deref(),
-            Some(r#"{"username":"u","groups":["g"]},"userAgent":"kubectl""#)
+            identity(&short),
+            text(
+                r#"{"username":"u","groups":["g"]},"userAgent":"kubectl""#,
+                ""
+            )
+        );
+        // Spaces around the members (a value's text starts with the spaces before it);
+        // addresses written twice (the second ones count, and only they are left out).
+        let spaced = format!(
+            r#"{{"kind":"Event", "user": {user} , "sourceIPs" : ["10.0.0.1"] , "userAgent": "k"}}"#
+        );
+        assert_eq!(
+            identity(&spaced),
+            text(
+                r#" {"username":"u","groups":["g"]} , "sourceIPs" :"#,
+                r#" , "userAgent": "k""#
+            )
+        );
+        let twice = format!(
+            r#"{{"kind":"Event","user":{user},"sourceIPs":["10.0.0.1"],"sourceIPs":["10.0.0.2"],"userAgent":"k"}}"#
+        );
+        assert_eq!(
+            identity(&twice),
+            text(
+                r#"{"username":"u","groups":["g"]},"sourceIPs":["10.0.0.1"],"sourceIPs":"#,
+                r#","userAgent":"k""#
+            )
         );
         for record in [
             // An identity member outside the run.

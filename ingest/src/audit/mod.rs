@@ -26,7 +26,7 @@ use serde_json::value::RawValue;
 
 pub use builder::AuditBatchBuilder;
 use row::Omissions;
-pub use row::{AuditRow, ObjectFacts};
+pub use row::{AuditRow, IdentityText, ObjectFacts};
 use screen::Screening;
 pub use screen::{RuleBits, ScreenHandle, ScreenJudge, SetOnDrop};
 

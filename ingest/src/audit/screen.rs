@@ -27,7 +27,7 @@ use arrow::datatypes::{DataType, Field, FieldRef, Schema};
 use audithound_models::audit_schema;
 use foldhash::fast::FixedState;
 
-use super::row::AuditRow;
+use super::row::{AuditRow, IdentityText};
 
 /// A set of rules, one bit each, in words of 64.
 pub type RuleBits = Vec<u64>;
@@ -484,14 +484,13 @@ impl Judged {
     }
 }
 
-/// The columns whose values come from an event's `user`, `impersonatedUser`, `sourceIPs` and
-/// `userAgent` members ([`AuditRow::identity`]).
-const IDENTITY_COLUMNS: [Column; 6] = [
+/// The columns whose values come from an event's `user`, `impersonatedUser` and `userAgent`
+/// members ([`AuditRow::identity`]; the source address is not among them).
+const IDENTITY_COLUMNS: [Column; 5] = [
     Column::UserName,
     Column::UserGroups,
     Column::ImpersonatedUser,
     Column::ImpersonatedGroups,
-    Column::SourceIp,
     Column::UserAgent,
 ];
 
@@ -501,12 +500,15 @@ const UNKNOWN: u32 = u32::MAX;
 /// The value ids of the sets of identity columns, by the text of an event's identity members.
 /// Four rules of the built-in pack pass every key combination and are turned down only by their
 /// user, impersonation, user agent and source address: nearly every row took a lookup of each.
-/// The text of those members repeats as much as any of them (a few thousand kinds in 200,000
-/// events), so one lookup of it finds the ids of them all.
+/// The text of the user, impersonation and user agent repeats as much as any of them (56 kinds
+/// in the 200,000-event benchmark log), so one lookup of it finds the ids of them all.
 struct IdentityIds {
     /// Sets of identity columns: the ids kept for each identity.
     slots: usize,
+    /// By [`IdentityText::write_key`].
     ids: HashMap<Box<str>, u32, FixedState>,
+    /// The key being looked up.
+    key: String,
     /// The value id of every set of every identity, `slots` each (`UNKNOWN` until looked up).
     known: Vec<u32>,
     /// Identities looked up, and how many of them were new.
@@ -519,9 +521,8 @@ const MAX_IDENTITIES: usize = 1 << 14;
 /// Longer identity texts (a user in hundreds of groups, say) are not remembered: their values
 /// are looked up set by set, and the identities kept stay within 16 MiB a thread.
 const MAX_IDENTITY_BYTES: usize = 1024;
-/// Identities looked up before the screen may stop remembering them. Early on most are new
-/// (the 200,000-event benchmark log has 4,178 kinds, 2,074 of them in its first 8,192
-/// events), so the trial is long.
+/// Identities looked up before the screen may stop remembering them. Early on many are new (a
+/// cluster's users and agents show up in its first minutes), so the trial is long.
 const IDENTITY_TRIAL: u64 = 1 << 16;
 
 impl IdentityIds {
@@ -529,6 +530,7 @@ impl IdentityIds {
         IdentityIds {
             slots,
             ids: HashMap::default(),
+            key: String::new(),
             known: Vec::new(),
             looked_up: 0,
             new: 0,
@@ -536,9 +538,10 @@ impl IdentityIds {
     }
 
     /// The id of `text`, new ones included.
-    fn id_of(&mut self, text: &str) -> usize {
+    fn id_of(&mut self, text: IdentityText<'_>) -> usize {
         self.looked_up += 1;
-        if let Some(id) = self.ids.get(text) {
+        text.write_key(&mut self.key);
+        if let Some(id) = self.ids.get(self.key.as_str()) {
             return *id as usize;
         }
         self.new += 1;
@@ -546,7 +549,7 @@ impl IdentityIds {
             self.clear();
         }
         let id = self.ids.len();
-        self.ids.insert(text.into(), id as u32);
+        self.ids.insert(self.key.as_str().into(), id as u32);
         self.known.resize(self.known.len() + self.slots, UNKNOWN);
         id
     }
@@ -923,6 +926,12 @@ mod tests {
                         let user = values.column(0).as_string::<i32>();
                         vec![1 | (u64::from(user.is_valid(r) && user.value(r) == "eve") << 1)]
                     }
+                    2 => {
+                        // A source address, when a test adds it: rule 1 only from 10.0.0.9.
+                        let ip = values.column(0).as_string::<i32>();
+                        let from = ip.is_valid(r) && ip.value(r) == "10.0.0.9";
+                        vec![1 | (u64::from(from) << 1)]
+                    }
                     _ => {
                         // Groups are read as a list: every rule passes.
                         assert!(values.column(0).as_list_opt::<i32>().is_some());
@@ -932,8 +941,8 @@ mod tests {
                 .collect()
         }
         fn rules_of_set(&self, set: usize) -> RuleBits {
-            // The user name is rule 1's; say the groups are rule 0's.
-            vec![if set == 0 { 0b10 } else { 0b01 }]
+            // The user name (and the address) are rule 1's; say the groups are rule 0's.
+            vec![if set == 1 { 0b01 } else { 0b10 }]
         }
     }
 
@@ -944,6 +953,14 @@ mod tests {
             user_name: Some(user.into()),
             user_groups: Some(vec!["system:authenticated".into()]),
             ..Default::default()
+        }
+    }
+
+    /// An identity text that is all head.
+    fn whole(text: &str) -> IdentityText<'_> {
+        IdentityText {
+            head: text,
+            tail: "",
         }
     }
 
@@ -1073,7 +1090,7 @@ mod tests {
         );
         let with = |user: &'static str, identity: &'static str| {
             let mut r = row("get", "pods", user);
-            r.identity = Some(identity);
+            r.identity = Some(whole(identity));
             r
         };
         assert!(screen.admits(&with("eve", "E")));
@@ -1110,7 +1127,7 @@ mod tests {
         let long = "x".repeat(MAX_IDENTITY_BYTES + 1);
         for (user, admitted) in [("eve", true), ("alice", false)] {
             let mut r = row("get", "pods", user);
-            r.identity = Some(&long);
+            r.identity = Some(whole(&long));
             assert_eq!(screen.admits(&r), admitted, "{user}");
         }
         assert_eq!(screen.identity.as_ref().map(|i| i.ids.len()), Some(0));
@@ -1124,7 +1141,7 @@ mod tests {
         for (i, text) in texts.iter().enumerate() {
             let user = if i % 2 == 0 { "eve" } else { "alice" };
             let mut r = row("get", "pods", user);
-            r.identity = Some(text);
+            r.identity = Some(whole(text));
             assert_eq!(screen.admits(&r), user == "eve", "{i}");
         }
         assert!(screen.identity.is_none(), "every identity was new");
@@ -1136,6 +1153,35 @@ mod tests {
         let screen = RowScreen::new(Arc::new(one)).expect("screen");
         assert!(screen.identity.is_none());
         assert!(screen.judged.iter().all(|j| j.identity_slot.is_none()));
+    }
+
+    #[test]
+    fn the_source_address_is_judged_by_itself_not_by_the_identity_text() {
+        let mut judge = TwoRules::new();
+        judge.sets.push(vec!["source_ip".into()]);
+        let mut screen = RowScreen::new(Arc::new(judge)).expect("screen");
+        let slots: Vec<_> = screen.judged.iter().map(|j| j.identity_slot).collect();
+        assert_eq!(
+            slots,
+            [None, Some(0), Some(1), None],
+            "user name and groups by the identity text; the address by itself"
+        );
+        let from = |ip: &'static str| {
+            let mut r = row("get", "pods", "eve");
+            r.source_ips = Some(vec![ip.into()]);
+            r.identity = Some(IdentityText {
+                head: r#"{"username":"eve"},"sourceIPs":"#,
+                tail: r#","userAgent":"k""#,
+            });
+            r
+        };
+        assert!(screen.admits(&from("10.0.0.9")));
+        assert!(
+            !screen.admits(&from("10.0.0.1")),
+            "the same identity text from another address"
+        );
+        assert!(screen.admits(&from("10.0.0.9")));
+        assert_eq!(screen.identity.as_ref().map(|i| i.ids.len()), Some(1));
     }
 
     #[test]
