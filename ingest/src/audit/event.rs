@@ -552,7 +552,9 @@ impl IdentityRun {
         if members != self.members {
             return None;
         }
-        match addresses.filter(|&(start, end)| from <= start && start <= end && end <= to) {
+        // A range out of order (not met: the addresses are forgotten when a run starts) reads
+        // as no text, and the screen then looks the values up one by one.
+        match addresses {
             Some((start, end)) => Some(IdentityText {
                 head: r.text_between(from, start)?,
                 tail: r.text_between(end, to)?,

@@ -152,6 +152,7 @@ fn workload_spec(r: &mut JsonReader<'_>) -> Step<Option<PodSpecAndMeta>> {
     Ok(template.and_then(|t: PodTemplate| Some((t.spec?, Some(t.metadata)))))
 }
 
+/// A pod template (or `null`: `None`).
 fn pod_template(r: &mut JsonReader<'_>) -> Step<Option<PodTemplate>> {
     let mut template = PodTemplate::default();
     let mut seen = [false; 2];
