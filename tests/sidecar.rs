@@ -185,6 +185,101 @@ fn kill_9_at_any_moment_loses_no_line_and_duplicates_nothing() {
     assert_eq!(stored, expected, "every finding exists exactly once");
 }
 
+/// Waits until the capture store holds `n` events (or a minute has passed); returns how many.
+fn wait_for_count(data: &Path, n: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stored = query(data, "SELECT count(*) AS n FROM audit")["n"]
+            .as_u64()
+            .unwrap_or(0) as usize;
+        if stored >= n || Instant::now() > deadline {
+            return stored;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// logrotate's copytruncate three times, each followed by a first line written in two pieces
+/// that the sidecar sees incomplete; the second time the sidecar is killed (`kill -9`) while
+/// the first line is incomplete, and restarted after it is complete.
+#[test]
+fn copytruncate_with_an_incomplete_first_line_and_a_crash_stores_every_line_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (logs, data, stderr) = (
+        dir.path().join("logs"),
+        dir.path().join("data"),
+        dir.path().join("sidecar.log"),
+    );
+    std::fs::create_dir_all(&logs).unwrap();
+    let lines = generate(dir.path(), 2_000);
+    let live = logs.join("audit.log");
+    let write = |text: &str| {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&live)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    };
+    let mut child = start(&logs, &data, &stderr);
+    let parts: Vec<&[String]> = lines.chunks(lines.len() / 4 + 1).collect();
+    let mut written = 0;
+    for (round, part) in parts.iter().enumerate() {
+        if round > 0 {
+            // Everything written so far is stored before the truncation, so nothing is lost
+            // to the copy; then the file is copied and emptied in place.
+            assert_eq!(
+                wait_for_count(&data, written),
+                written,
+                "before round {round}"
+            );
+            std::fs::copy(&live, logs.join("audit.log.1")).unwrap();
+            OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&live)
+                .unwrap();
+        }
+        let (first, rest) = part.split_first().unwrap();
+        let (head, tail) = first.split_at(first.len() / 2);
+        write(head);
+        std::thread::sleep(Duration::from_millis(600));
+        if round == 2 {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        write(&format!("{tail}\n"));
+        for chunk in rest.chunks(100) {
+            write(&(chunk.join("\n") + "\n"));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if round == 2 {
+            child = start(&logs, &data, &stderr);
+        }
+        written += part.len();
+    }
+    let stored = wait_for_count(&data, written);
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+    assert_eq!(stored, lines.len(), "{log}");
+    let counts = query(
+        &data,
+        "SELECT count(*) AS n, count(DISTINCT audit_id || stage) AS distinct_events FROM audit",
+    );
+    assert_eq!(counts["n"].as_u64(), Some(lines.len() as u64), "{log}");
+    assert_eq!(
+        counts["distinct_events"].as_u64(),
+        Some(lines.len() as u64),
+        "no line stored twice\n{log}"
+    );
+}
+
 #[test]
 fn with_no_log_given_it_waits_for_the_default_path_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();

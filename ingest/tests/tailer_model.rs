@@ -1,7 +1,9 @@
 //! Model-based test of the tailer (after Vector's `file_watcher` experiment): random sequences of
 //! appends, partial writes, rotations by rename, delete-and-recreate, copytruncate and polls are
 //! applied to real files and to a trivial model; the lines read must be exactly the model's, in
-//! order, none twice.
+//! order, none twice. Lines are written in two pieces too, and copytruncate may come between
+//! the pieces, so that a freshly truncated file starts with the second piece of a line, or with
+//! an incomplete first line when the tailer looks at it.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -18,6 +20,8 @@ enum Op {
     Rotate,
     Recreate,
     CopyTruncate,
+    /// copytruncate, then the first piece of a line at once.
+    CopyTruncatePartial,
     Poll,
 }
 
@@ -28,6 +32,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Rotate),
         1 => Just(Op::Recreate),
         1 => Just(Op::CopyTruncate),
+        1 => Just(Op::CopyTruncatePartial),
         4 => Just(Op::Poll),
     ]
 }
@@ -65,21 +70,27 @@ proptest! {
         let mut got = Vec::new();
         let mut n = 1;
         let mut rotations = 0;
-        let mut partial: Option<String> = None;
+        // The line whose first piece is written: its number, and whether that piece went to a
+        // copy (copytruncate came between the pieces, so the file now starts with the second).
+        let mut partial: Option<(usize, bool)> = None;
         // Whether a poll has seen the live file since it was created: lines of a file the tailer
         // never saw, renamed or deleted before any poll, cannot be followed.
         read(&mut t, &mut got);
         unread.clear();
         let mut seen_live = true;
+        // The line a completion writes: both pieces, or only the second when the first was cut.
+        let completed = |k: usize, cut: bool| {
+            if cut { format!("/{k}") } else { format!("line-{k}/{k}") }
+        };
         for op in ops {
             match op {
                 Op::Append(k) => {
                     let mut text = String::new();
-                    if let Some(p) = partial.take() {
-                        text.push_str(&p[p.find('-').map_or(0, |_| p.len())..]);
-                        text.push('\n');
-                        expected.push(p.clone());
-                        unread.push(p);
+                    if let Some((p, cut)) = partial.take() {
+                        text.push_str(&format!("/{p}\n"));
+                        let line = completed(p, cut);
+                        expected.push(line.clone());
+                        unread.push(line);
                     }
                     for _ in 0..k {
                         let line = format!("line-{n}");
@@ -93,13 +104,12 @@ proptest! {
                 }
                 Op::Partial => {
                     if partial.is_none() {
-                        let line = format!("line-{n}");
+                        append(&log, &format!("line-{n}"));
+                        partial = Some((n, false));
                         n += 1;
-                        append(&log, &line);
-                        partial = Some(line);
                     }
                 }
-                Op::Rotate | Op::Recreate | Op::CopyTruncate if partial.is_some() => {}
+                Op::Rotate | Op::Recreate if partial.is_some() => {}
                 Op::Rotate | Op::Recreate if !log.exists() => {}
                 Op::Rotate | Op::Recreate => {
                     if matches!(op, Op::Rotate) {
@@ -116,7 +126,7 @@ proptest! {
                     unread.clear();
                     seen_live = false;
                 }
-                Op::CopyTruncate => {
+                Op::CopyTruncate | Op::CopyTruncatePartial => {
                     if log.exists() && seen_live {
                         std::fs::copy(&log, dir.path().join("audit.log.1")).unwrap();
                         std::fs::OpenOptions::new().write(true).truncate(true).open(&log).unwrap();
@@ -124,6 +134,14 @@ proptest! {
                         for lost in unread.drain(..) {
                             expected.retain(|l| *l != lost);
                         }
+                        if let Some((_, cut)) = partial.as_mut() {
+                            *cut = true;
+                        }
+                    }
+                    if matches!(op, Op::CopyTruncatePartial) && partial.is_none() && log.exists() {
+                        append(&log, &format!("line-{n}"));
+                        partial = Some((n, false));
+                        n += 1;
                     }
                 }
                 Op::Poll => {
@@ -135,9 +153,9 @@ proptest! {
                 }
             }
         }
-        if let Some(p) = partial.take() {
-            append(&log, "\n");
-            expected.push(p);
+        if let Some((p, cut)) = partial.take() {
+            append(&log, &format!("/{p}\n"));
+            expected.push(completed(p, cut));
         }
         read(&mut t, &mut got);
         read(&mut t, &mut got);

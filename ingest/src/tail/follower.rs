@@ -1,11 +1,18 @@
 //! Reading one file: complete lines only, positions that are always line starts, oversized lines
 //! skipped and reported, truncation noticed.
+//!
+//! A follower hands out only what it read from the file its identity names. After every read it
+//! identifies the file again: a file truncated in place (logrotate's copytruncate) and perhaps
+//! written again since then holds other content at the same inode, and what was just read may be
+//! that content. Such a read is dropped rather than handed out under the old identity; the new
+//! content is a new file, read from its start by a new follower once its first line is complete.
+//! So a line is never handed out under two identities, which would read it twice.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::PathBuf;
 
-use super::fingerprint::FileId;
+use super::fingerprint::{FileId, identify};
 
 /// Complete lines read from one file: bytes `[start, end)` of it, ending with a newline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +59,18 @@ impl FollowItem {
             FollowItem::Oversized(o) => o.offset + o.size + 1,
         }
     }
+}
+
+/// What one read of a followed file found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reading {
+    /// Complete lines and skipped oversized lines, in file order (perhaps none), all read from
+    /// the file this follower's identity names.
+    Items(Vec<FollowItem>),
+    /// The file was truncated in place, and perhaps written again: it no longer holds the
+    /// content this follower's identity names. Nothing read since the last read was handed out;
+    /// the follower is done, and what the file holds now is a new file.
+    Replaced,
 }
 
 /// Follows one file from a line-start offset.
@@ -102,52 +121,53 @@ impl Follower {
         self.offset
     }
 
-    /// Whether the file is now shorter than what was read (truncated in place).
-    pub fn truncated(&self) -> io::Result<bool> {
-        let read_to = self.offset + self.pending.len() as u64 + self.skip_len;
-        Ok(self.file.metadata()?.len() < read_to)
+    /// Offset just past the last byte read from the file (handed out, pending or skipped).
+    fn read_to(&self) -> u64 {
+        self.offset + self.pending.len() as u64 + self.skip_len
     }
 
-    /// If the file now starts with another first line (truncated and rewritten in place), takes
-    /// the new identity and starts over from its beginning. Returns whether it did.
-    pub fn restart_if_rewritten(&mut self) -> io::Result<bool> {
-        let truncated = self.truncated()?;
-        let rewritten = match super::fingerprint::identify(&mut self.file)? {
-            Some(id) if id != self.id => {
-                self.id = id;
-                true
-            }
-            _ => false,
-        };
-        if !(rewritten || truncated) {
-            return Ok(false);
-        }
-        self.offset = 0;
-        self.pending.clear();
-        self.skipping = false;
-        self.skip_len = 0;
-        self.file.seek(SeekFrom::Start(0))?;
-        Ok(true)
+    /// Whether the file is now shorter than what was read (truncated in place).
+    pub fn truncated(&self) -> io::Result<bool> {
+        Ok(self.file.metadata()?.len() < self.read_to())
+    }
+
+    /// The open file, for identifying what it holds now once this follower is done with it.
+    pub fn into_file(self) -> File {
+        self.file
     }
 
     /// Reads what is available, up to about `budget` bytes, and returns complete lines and
     /// skipped oversized lines in file order. An incomplete last line stays pending until its
-    /// newline is written.
-    pub fn read_available(&mut self, budget: usize) -> io::Result<Vec<FollowItem>> {
-        let mut items = Vec::new();
+    /// newline is written. When the file no longer holds the content this follower's identity
+    /// names (truncated, and perhaps written again, in place), nothing is handed out:
+    /// [`Reading::Replaced`].
+    pub fn read_available(&mut self, budget: usize) -> io::Result<Reading> {
+        let mut data = Vec::new();
         let mut buf = vec![0u8; budget.clamp(4096, 8 << 20)];
-        let mut read_total = 0usize;
-        while read_total < budget {
+        while data.len() < budget {
             let n = match self.file.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            read_total += n;
-            self.absorb(&buf[..n], &mut items);
+            data.extend_from_slice(&buf[..n]);
         }
-        Ok(items)
+        let read_to = self.read_to() + data.len() as u64;
+        if self.file.metadata()?.len() < read_to {
+            return Ok(Reading::Replaced);
+        }
+        let mut items = Vec::new();
+        if data.is_empty() {
+            return Ok(Reading::Items(items));
+        }
+        // Identified after the read: if the first line is still this file's, no truncation came
+        // between the last check and this one, and the bytes read are this file's.
+        if identify(&self.file)?.as_ref() != Some(&self.id) {
+            return Ok(Reading::Replaced);
+        }
+        self.absorb(&data, &mut items);
+        Ok(Reading::Items(items))
     }
 
     fn absorb(&mut self, mut bytes: &[u8], items: &mut Vec<FollowItem>) {
@@ -247,11 +267,9 @@ mod tests {
     use std::io::Write;
 
     fn follower(path: &std::path::Path, max_line: usize) -> Follower {
-        let id = FileId {
-            dev: 0,
-            ino: 0,
-            head: "x".repeat(24),
-        };
+        let id = crate::tail::fingerprint::identify_path(path)
+            .unwrap()
+            .expect("the test file has a complete first line");
         Follower::new(
             id,
             path.to_path_buf(),
@@ -260,6 +278,14 @@ mod tests {
             max_line,
         )
         .unwrap()
+    }
+
+    /// What a read hands out, from a file that was not replaced.
+    fn read(f: &mut Follower, budget: usize) -> Vec<FollowItem> {
+        match f.read_available(budget).unwrap() {
+            Reading::Items(items) => items,
+            Reading::Replaced => panic!("the file was not replaced"),
+        }
     }
 
     fn lines(items: &[FollowItem]) -> String {
@@ -279,15 +305,15 @@ mod tests {
         let mut w = std::fs::File::create(&path).unwrap();
         w.write_all(b"one\ntw").unwrap();
         let mut f = follower(&path, 100);
-        let items = f.read_available(1 << 20).unwrap();
+        let items = read(&mut f, 1 << 20);
         assert_eq!(lines(&items), "one\n");
         assert_eq!(f.offset(), 4);
         w.write_all(b"o\nthree").unwrap();
-        let items = f.read_available(1 << 20).unwrap();
+        let items = read(&mut f, 1 << 20);
         assert_eq!(lines(&items), "two\n");
         assert_eq!(items[0].end(), 8);
         w.write_all(b"\n").unwrap();
-        assert_eq!(lines(&f.read_available(1 << 20).unwrap()), "three\n");
+        assert_eq!(lines(&read(&mut f, 1 << 20)), "three\n");
     }
 
     #[test]
@@ -297,11 +323,8 @@ mod tests {
         let long = "x".repeat(50);
         std::fs::write(&path, format!("ok1\n{long}\nok2\n{long}")).unwrap();
         let mut f = follower(&path, 10);
-        let items = f.read_available(8).unwrap();
-        let items: Vec<FollowItem> = items
-            .into_iter()
-            .chain(f.read_available(1 << 20).unwrap())
-            .collect();
+        let items = read(&mut f, 8);
+        let items: Vec<FollowItem> = items.into_iter().chain(read(&mut f, 1 << 20)).collect();
         assert_eq!(lines(&items), "ok1\nok2\n");
         let over: Vec<&OversizedLine> = items
             .iter()
@@ -321,7 +344,7 @@ mod tests {
             .unwrap()
             .write_all(b"\nok3\n")
             .unwrap();
-        let items = f.read_available(1 << 20).unwrap();
+        let items = read(&mut f, 1 << 20);
         assert!(matches!(
             items[0],
             FollowItem::Oversized(OversizedLine {
@@ -334,12 +357,35 @@ mod tests {
     }
 
     #[test]
+    fn a_read_after_an_unnoticed_truncation_and_rewrite_hands_out_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        std::fs::write(&path, "old-1\nold-2\n").unwrap();
+        let mut f = follower(&path, 100);
+        assert_eq!(lines(&read(&mut f, 1 << 20)), "old-1\nold-2\n");
+        // copytruncate, and the writer goes on past the old offset before the next read.
+        std::fs::write(&path, "new-1\nnew-2, longer than what was there\n").unwrap();
+        assert_eq!(f.read_available(1 << 20).unwrap(), Reading::Replaced);
+    }
+
+    #[test]
+    fn an_emptied_file_is_replaced_though_nothing_is_left_to_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        std::fs::write(&path, "a\nb\n").unwrap();
+        let mut f = follower(&path, 100);
+        read(&mut f, 1 << 20);
+        std::fs::write(&path, "{\"partial\":").unwrap();
+        assert_eq!(f.read_available(1 << 20).unwrap(), Reading::Replaced);
+    }
+
+    #[test]
     fn truncation_is_noticed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
         std::fs::write(&path, "a\nb\n").unwrap();
         let mut f = follower(&path, 100);
-        f.read_available(1 << 20).unwrap();
+        read(&mut f, 1 << 20);
         assert!(!f.truncated().unwrap());
         std::fs::OpenOptions::new()
             .write(true)

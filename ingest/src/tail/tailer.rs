@@ -18,7 +18,7 @@ use std::time::Duration;
 use notify::{EventKind, RecursiveMode, Watcher};
 
 use super::fingerprint::{FileId, identify};
-use super::follower::{FollowItem, Follower};
+use super::follower::{FollowItem, Follower, Reading};
 
 /// How files are followed.
 #[derive(Debug, Clone)]
@@ -58,12 +58,24 @@ pub enum TailEvent {
     },
 }
 
+/// A file that was truncated in place while followed, held open until its first line is
+/// complete and it has an identity again (it may be renamed or deleted before that).
+struct Unidentified {
+    /// The identity of what it held before the truncation.
+    replaced: FileId,
+    /// The path it was followed at.
+    path: PathBuf,
+    file: File,
+    /// Its length when last looked at.
+    len: u64,
+}
+
 /// Follows every file that the configured paths name.
 pub struct Tailer {
     options: TailerOptions,
     followers: BTreeMap<FileId, Follower>,
-    /// Followers whose path now names another file (rotated or deleted): read to the end first.
-    draining: BTreeSet<FileId>,
+    /// Truncated files without a complete first line yet.
+    unidentified: Vec<Unidentified>,
     problems: BTreeMap<PathBuf, String>,
     first_scan: bool,
     _watcher: Option<notify::RecommendedWatcher>,
@@ -107,7 +119,7 @@ impl Tailer {
         Tailer {
             options,
             followers: BTreeMap::new(),
-            draining: BTreeSet::new(),
+            unidentified: Vec::new(),
             problems: BTreeMap::new(),
             first_scan: true,
             wake: watcher.as_ref().map(|_| rx),
@@ -143,53 +155,105 @@ impl Tailer {
     pub fn poll(&mut self, start_offset: &dyn Fn(&FileId) -> Option<u64>) -> Vec<TailEvent> {
         let mut events = Vec::new();
         let current = self.discover(start_offset, &mut events);
-        // Rotated (or deleted) files first, to their end.
+        self.read_followers(&current, start_offset, &mut events);
+        self.first_scan = false;
+        events
+    }
+
+    /// Reads every follower: first those whose path now names another file (rotated or
+    /// deleted), to their end, then the files the paths name (`current`).
+    fn read_followers(
+        &mut self,
+        current: &BTreeSet<FileId>,
+        start_offset: &dyn Fn(&FileId) -> Option<u64>,
+        events: &mut Vec<TailEvent>,
+    ) {
+        self.identify_replaced(start_offset, events);
         let draining: Vec<FileId> = self
             .followers
             .keys()
             .filter(|id| !current.contains(*id))
             .cloned()
             .collect();
-        for id in &draining {
-            self.draining.insert(id.clone());
-        }
         for id in draining {
-            // The same inode under a new identity was truncated and rewritten in place: what the
-            // old follower would read now is the new content.
+            // The same inode under a new identity was truncated and written again in place:
+            // what it holds now is followed by its path.
             if current.iter().any(|c| c.dev == id.dev && c.ino == id.ino) {
-                tracing::info!(file = ?self.followers.get(&id).map(|f| f.path.display().to_string()), "file truncated and rewritten in place");
-                self.followers.remove(&id);
-                self.draining.remove(&id);
+                if let Some(f) = self.followers.remove(&id) {
+                    tracing::info!(file = %f.path.display(), "file truncated and written again in place");
+                }
                 continue;
             }
-            let Some(f) = self.followers.get_mut(&id) else {
+            self.drain(id, start_offset, events);
+        }
+        for id in current {
+            let Some(f) = self.followers.get_mut(id) else {
                 continue;
             };
-            // Truncated and rewritten in place before it was renamed or deleted: its new content
-            // is a new file, read from the start.
-            if f.restart_if_rewritten().unwrap_or(false) {
-                tracing::info!(file = %f.path.display(), "file truncated and rewritten in place before it was rotated");
+            match f.read_available(self.options.read_budget) {
+                Ok(Reading::Items(items)) => events.extend(items.into_iter().map(TailEvent::Item)),
+                Ok(Reading::Replaced) => {
+                    if let Some(f) = self.followers.remove(id) {
+                        tracing::info!(file = %f.path.display(), "file truncated in place: reading what it holds now as a new file");
+                        self.follow_successor(f, start_offset, events);
+                    }
+                }
+                Err(e) => events.push(TailEvent::Problem {
+                    path: f.path.clone(),
+                    message: e.to_string(),
+                }),
             }
+        }
+    }
+
+    /// Reads a file that its path no longer names (renamed or deleted) to its end, and forgets
+    /// it once it is read to its end and gone from its path.
+    fn drain(
+        &mut self,
+        mut id: FileId,
+        start_offset: &dyn Fn(&FileId) -> Option<u64>,
+        events: &mut Vec<TailEvent>,
+    ) {
+        loop {
+            let Some(f) = self.followers.get_mut(&id) else {
+                return;
+            };
             let mut read_any = false;
-            loop {
+            let replaced = loop {
                 match f.read_available(self.options.read_budget) {
-                    Ok(items) if items.is_empty() => break,
-                    Ok(items) => {
+                    Ok(Reading::Items(items)) if items.is_empty() => break false,
+                    Ok(Reading::Items(items)) => {
                         read_any = true;
                         events.extend(items.into_iter().map(TailEvent::Item));
                     }
+                    Ok(Reading::Replaced) => break true,
                     Err(e) => {
                         events.push(TailEvent::Problem {
                             path: f.path.clone(),
                             message: format!("reading a rotated file: {e}; giving it up"),
                         });
-                        read_any = false;
-                        break;
+                        self.followers.remove(&id);
+                        return;
                     }
                 }
+            };
+            if replaced {
+                // Truncated and written again in place before it was renamed or deleted: what
+                // it holds now is a new file, read to its end in turn.
+                let Some(f) = self.followers.remove(&id) else {
+                    return;
+                };
+                tracing::info!(file = %f.path.display(), "file truncated and written again in place before it was rotated");
+                match self.follow_successor(f, start_offset, events) {
+                    Some(next) => {
+                        id = next;
+                        continue;
+                    }
+                    None => return,
+                }
             }
-            // A file still at its path with the same inode was emptied in place and has no
-            // complete first line yet: keep following it.
+            // A file still at its path with the same inode that its path could not be
+            // identified by this time (an error opening it): keep following it.
             let still_there = std::fs::metadata(&f.path).is_ok_and(|m| {
                 use std::os::unix::fs::MetadataExt;
                 m.dev() == f.id.dev && m.ino() == f.id.ino
@@ -197,23 +261,110 @@ impl Tailer {
             if !read_any && !still_there {
                 tracing::info!(file = %f.path.display(), offset = f.offset(), "rotated file read to its end");
                 self.followers.remove(&id);
-                self.draining.remove(&id);
+            }
+            return;
+        }
+    }
+
+    /// Follows what a replaced file (truncated in place) holds now, as the new file it is,
+    /// from its start (or its checkpoint): its identity is taken from its complete first line.
+    /// While that line is incomplete the file has no identity; its path finds it again once it
+    /// has one. Returns the new identity, if it is followed.
+    fn follow_successor(
+        &mut self,
+        replaced: Follower,
+        start_offset: &dyn Fn(&FileId) -> Option<u64>,
+        events: &mut Vec<TailEvent>,
+    ) -> Option<FileId> {
+        let (old, path) = (replaced.id.clone(), replaced.path.clone());
+        let file = replaced.into_file();
+        let id = match identify(&file) {
+            Ok(Some(id)) => id,
+            Ok(None) => {
+                let len = file.metadata().map_or(0, |m| m.len());
+                self.unidentified.push(Unidentified {
+                    replaced: old,
+                    path,
+                    file,
+                    len,
+                });
+                return None;
+            }
+            Err(e) => {
+                self.problem(&path, describe(&e), events);
+                return None;
+            }
+        };
+        self.follow_identified(id, Some(&old), path, file, start_offset, events)
+    }
+
+    /// Replaced files whose first line was incomplete: followed once it is complete, forgotten
+    /// when they are gone from their path and no longer written.
+    fn identify_replaced(
+        &mut self,
+        start_offset: &dyn Fn(&FileId) -> Option<u64>,
+        events: &mut Vec<TailEvent>,
+    ) {
+        for u in std::mem::take(&mut self.unidentified) {
+            match identify(&u.file) {
+                Ok(Some(id)) => {
+                    let replaced = Some(&u.replaced);
+                    self.follow_identified(id, replaced, u.path, u.file, start_offset, events);
+                }
+                Ok(None) => {
+                    let len = u.file.metadata().map_or(0, |m| m.len());
+                    let still_there = std::fs::metadata(&u.path).is_ok_and(|m| {
+                        use std::os::unix::fs::MetadataExt;
+                        let held = u.file.metadata().ok();
+                        held.is_some_and(|h| h.dev() == m.dev() && h.ino() == m.ino())
+                    });
+                    if still_there || len != u.len {
+                        self.unidentified.push(Unidentified { len, ..u });
+                    }
+                }
+                Err(e) => self.problem(&u.path, describe(&e), events),
             }
         }
-        for id in current {
-            let Some(f) = self.followers.get_mut(&id) else {
-                continue;
-            };
-            match f.read_available(self.options.read_budget) {
-                Ok(items) => events.extend(items.into_iter().map(TailEvent::Item)),
-                Err(e) => events.push(TailEvent::Problem {
-                    path: f.path.clone(),
-                    message: e.to_string(),
-                }),
+    }
+
+    /// Follows an open file of a known identity from its start (or its checkpoint), unless it
+    /// is followed already. `replaced` is the identity of the content it held before a
+    /// truncation in place, when known.
+    fn follow_identified(
+        &mut self,
+        id: FileId,
+        replaced: Option<&FileId>,
+        path: PathBuf,
+        file: File,
+        start_offset: &dyn Fn(&FileId) -> Option<u64>,
+        events: &mut Vec<TailEvent>,
+    ) -> Option<FileId> {
+        if self.followers.contains_key(&id) {
+            return None;
+        }
+        // The same first line again: the checkpoint of this identity is of the old content.
+        let offset = if replaced == Some(&id) {
+            0
+        } else {
+            start_offset(&id).unwrap_or(0)
+        };
+        match Follower::new(
+            id.clone(),
+            path.clone(),
+            file,
+            offset,
+            self.options.max_line,
+        ) {
+            Ok(f) => {
+                tracing::info!(file = %path.display(), offset, "following");
+                self.followers.insert(id.clone(), f);
+                Some(id)
+            }
+            Err(e) => {
+                self.problem(&path, describe(&e), events);
+                None
             }
         }
-        self.first_scan = false;
-        events
     }
 
     /// Identifies the files the paths name now, creating followers for new ones.
@@ -224,7 +375,7 @@ impl Tailer {
     ) -> BTreeSet<FileId> {
         let mut current = BTreeSet::new();
         for path in self.expand(events) {
-            let opened = File::open(&path).and_then(|mut f| identify(&mut f).map(|id| (f, id)));
+            let opened = File::open(&path).and_then(|f| identify(&f).map(|id| (f, id)));
             let (file, id) = match opened {
                 Ok((_, None)) => continue, // first line still incomplete
                 Ok((file, Some(id))) => (file, id),
@@ -235,27 +386,9 @@ impl Tailer {
             };
             self.problems.remove(&path);
             if let Some(f) = self.followers.get_mut(&id) {
-                // Truncated in place (copytruncate with the same first line): start over.
-                let restart = if f.truncated().unwrap_or(false) {
-                    tracing::info!(file = %path.display(), "file truncated in place: reading it from the start");
-                    Some(Follower::new(
-                        id.clone(),
-                        path.clone(),
-                        file,
-                        0,
-                        self.options.max_line,
-                    ))
-                } else {
-                    f.path = path.clone();
-                    None
-                };
-                match restart {
-                    Some(Ok(nf)) => {
-                        self.followers.insert(id.clone(), nf);
-                    }
-                    Some(Err(e)) => self.problem(&path, describe(&e), events),
-                    None => {}
-                }
+                // Renamed, or still where it was. A truncation in place is noticed when the
+                // follower reads.
+                f.path = path.clone();
                 current.insert(id);
                 continue;
             }
@@ -481,6 +614,121 @@ mod tests {
         assert!(lines(&t.poll(&|_| None)).is_empty());
         append(&log, "d\ne\n");
         assert_eq!(lines(&t.poll(&|_| None)), ["d", "e"]);
+    }
+
+    /// What a sidecar does with a poll's lines: processes them and checkpoints past them.
+    fn processed(events: &[TailEvent], checkpoints: &mut BTreeMap<FileId, u64>) -> Vec<String> {
+        for e in events {
+            if let TailEvent::Item(item) = e {
+                let (id, end) = match item {
+                    FollowItem::Lines(c) => (&c.id, c.end),
+                    FollowItem::Oversized(o) => (&o.id, o.offset + o.size + 1),
+                };
+                checkpoints.insert(id.clone(), end);
+            }
+        }
+        lines(events)
+    }
+
+    fn copytruncate(log: &Path) {
+        let copy = log.with_extension("log.1");
+        std::fs::copy(log, copy).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(log)
+            .unwrap();
+    }
+
+    /// The sequence seen at 3,000 lines a second: copytruncate, then a first line written in
+    /// two pieces, the second piece landing while the tailer is between finding the files and
+    /// reading them; with a crash (a new tailer from the checkpoints) at each step in turn.
+    #[test]
+    fn a_first_line_completed_while_a_poll_runs_after_copytruncate_is_read_once() {
+        // (crash after the poll that saw the partial line, crash after the completion was read)
+        for crash in [None, Some(0), Some(1)] {
+            let dir = tempfile::tempdir().unwrap();
+            let log = dir.path().join("audit.log");
+            append(&log, "a\nb\n");
+            let options = TailerOptions {
+                paths: vec![log.clone()],
+                ..Default::default()
+            };
+            // As the sidecar does, a tailer resumes from the checkpoints as they were when it
+            // started.
+            let mut checkpoints = BTreeMap::new();
+            let mut start = checkpoints.clone();
+            let mut t = Tailer::new(options.clone());
+            assert_eq!(processed(&t.poll(&|_| None), &mut checkpoints), ["a", "b"]);
+
+            copytruncate(&log);
+            append(&log, "{\"first\":");
+            let mut got = Vec::new();
+            let events = t.poll(&|id| start.get(id).copied());
+            got.extend(processed(&events, &mut checkpoints));
+            if crash == Some(0) {
+                (t, start) = (Tailer::new(options.clone()), checkpoints.clone());
+            }
+            // Found while the first line is incomplete; completed before the files are read.
+            let current = t.discover(&|id| start.get(id).copied(), &mut Vec::new());
+            append(&log, "1}\n{\"second\":2}\n");
+            let mut events = Vec::new();
+            t.read_followers(&current, &|id| start.get(id).copied(), &mut events);
+            got.extend(processed(&events, &mut checkpoints));
+            if crash == Some(1) {
+                (t, start) = (Tailer::new(options.clone()), checkpoints.clone());
+            }
+            append(&log, "{\"third\":3}\n");
+            for _ in 0..3 {
+                let events = t.poll(&|id| start.get(id).copied());
+                got.extend(processed(&events, &mut checkpoints));
+            }
+            assert_eq!(
+                got,
+                ["{\"first\":1}", "{\"second\":2}", "{\"third\":3}"],
+                "crash: {crash:?}"
+            );
+            let ino = {
+                use std::os::unix::fs::MetadataExt;
+                std::fs::metadata(&log).unwrap().ino()
+            };
+            let identities = checkpoints.keys().filter(|id| id.ino == ino).count();
+            assert_eq!(
+                identities, 2,
+                "one identity before the truncation, one after: {checkpoints:?}"
+            );
+        }
+    }
+
+    /// A truncation that a follower does not see coming (between the poll's look at the file and
+    /// its read, the file is emptied and written again past the old offset) hands out nothing
+    /// from the middle of the new content: it is read from its start, once.
+    #[test]
+    fn content_written_after_an_unseen_truncation_is_read_from_its_start_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        append(&log, "old-1\nold-2\n");
+        let mut t = Tailer::new(TailerOptions {
+            paths: vec![log.clone()],
+            ..Default::default()
+        });
+        assert_eq!(lines(&t.poll(&|_| None)), ["old-1", "old-2"]);
+        let current = t.discover(&|_| None, &mut Vec::new());
+        copytruncate(&log);
+        append(
+            &log,
+            "new-1\nnew-2 is long enough to reach past the old offset\n",
+        );
+        let mut events = Vec::new();
+        t.read_followers(&current, &|_| None, &mut events);
+        let mut got = lines(&events);
+        for _ in 0..2 {
+            got.extend(lines(&t.poll(&|_| None)));
+        }
+        assert_eq!(
+            got,
+            ["new-1", "new-2 is long enough to reach past the old offset"]
+        );
     }
 
     #[test]
