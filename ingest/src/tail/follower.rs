@@ -157,15 +157,14 @@ impl Follower {
         if self.file.metadata()?.len() < read_to {
             return Ok(Reading::Replaced);
         }
-        let mut items = Vec::new();
-        if data.is_empty() {
-            return Ok(Reading::Items(items));
-        }
         // Identified after the read: if the first line is still this file's, no truncation came
-        // between the last check and this one, and the bytes read are this file's.
+        // between the last check and this one, and the bytes read are this file's. With nothing
+        // new to read, the file may still have been emptied and written again up to the same
+        // length.
         if identify(&self.file)?.as_ref() != Some(&self.id) {
             return Ok(Reading::Replaced);
         }
+        let mut items = Vec::new();
         self.absorb(&data, &mut items);
         Ok(Reading::Items(items))
     }
