@@ -381,6 +381,7 @@ fn read_loop(
     let mut file_headers: std::collections::HashMap<FileId, Vec<Vec<u8>>> =
         std::collections::HashMap::new();
     let start_offset = |id: &FileId| start.get(id).copied();
+    let mut refusals = Refusals::default();
     while !stop.load(Ordering::SeqCst) {
         let events = tailer.poll(&start_offset);
         let idle = events.is_empty();
@@ -394,8 +395,14 @@ fn read_loop(
                     let headers = file_headers
                         .entry(chunk.id.clone())
                         .or_insert_with(|| read_headers(&chunk.path));
-                    let (batches, dead) =
-                        decode_chunk(&mut decoder, headers, &chunk.data, &chunk.path, chunk.start);
+                    let (batches, dead) = decode_chunk(
+                        &mut decoder,
+                        headers,
+                        &chunk.data,
+                        &chunk.path,
+                        chunk.start,
+                        &mut refusals,
+                    );
                     Work {
                         id: chunk.id,
                         path: chunk.path,
@@ -449,13 +456,54 @@ fn read_headers(path: &Path) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Decodes complete lines; records that fail become dead letters with their position.
+/// What the sidecar refused and what it judged without a timestamp of its own, so that the log
+/// says at once why a new shape of input yields nothing: the first record of each reason is
+/// logged as a warning, and the counts when the sidecar stops.
+#[derive(Default)]
+struct Refusals {
+    by_reason: BTreeMap<String, u64>,
+    untimed: u64,
+}
+
+impl Refusals {
+    fn refused(&mut self, reason: String, path: &Path, offset: u64) {
+        if !self.by_reason.contains_key(&reason) {
+            tracing::warn!(file = %path.display(), offset, reason = %reason, "records refused (kept as dead letters), the first of them here");
+        }
+        *self.by_reason.entry(reason).or_default() += 1;
+    }
+
+    fn untimed(&mut self, events: u64, path: &Path) {
+        if events > 0 && self.untimed == 0 {
+            tracing::warn!(file = %path.display(), "events without a timestamp of their own: judged at the time of the record around them or of the event before them (else of reading)");
+        }
+        self.untimed += events;
+    }
+}
+
+impl Drop for Refusals {
+    fn drop(&mut self) {
+        for (reason, n) in &self.by_reason {
+            tracing::info!(records = n, reason = %reason, "refused while running");
+        }
+        if self.untimed > 0 {
+            tracing::info!(
+                events = self.untimed,
+                "events judged without a timestamp of their own"
+            );
+        }
+    }
+}
+
+/// Decodes complete lines; records that fail become dead letters with their position and the
+/// reason they were refused.
 fn decode_chunk(
     decoder: &mut AuditDecoder,
     headers: &mut Vec<Vec<u8>>,
     data: &[u8],
     path: &Path,
     start: u64,
+    refusals: &mut Refusals,
 ) -> (
     Vec<(TableKind, audithound_ingest::RecordBatch)>,
     Vec<String>,
@@ -474,14 +522,17 @@ fn decode_chunk(
             headers.push(trimmed.to_vec());
         }
         let outcome = decoder.decode(line);
+        refusals.untimed(outcome.untimed, path);
         for e in outcome.errors {
             let excerpt = String::from_utf8_lossy(&line[..line.len().min(256)])
                 .trim_end()
                 .to_string();
+            let reason = e.reason();
             dead.push(
-                serde_json::json!({"source": path.display().to_string(), "offset": offset, "error": e.to_string(), "excerpt": excerpt})
+                serde_json::json!({"source": path.display().to_string(), "offset": offset, "error": e.to_string(), "reason": &reason, "excerpt": excerpt})
                     .to_string(),
             );
+            refusals.refused(reason, path, offset);
         }
         offset += line.len() as u64;
     }

@@ -64,6 +64,18 @@ fn scan_of_the_bundled_fixtures_runs_and_prints_one_json_finding_a_line() {
         "bad records are reported with file and line: {stderr}"
     );
     assert!(
+        stderr.contains(
+            "refused 2: malformed JSON: invalid type: integer, expected a string"
+        ) && stderr.contains(
+            "refused 1: not a Kubernetes audit event: kind `ConfigMap` is not Event or EventList"
+        ),
+        "refusals are counted by reason: {stderr}"
+    );
+    assert!(
+        stderr.contains("had no timestamp of their own"),
+        "events judged without a time of their own are counted: {stderr}"
+    );
+    assert!(
         stderr.contains("README.md"),
         "files that are not JSON logs are named as skipped: {stderr}"
     );

@@ -223,7 +223,7 @@ mod tests {
             vec![vec![0b01], vec![0b10], vec![0b00]]
         );
         // The user name: only the first rule has a condition on it, which a missing name
-        // fails (NULL), as it fails the rule's own filter.
+        // passes (an unknown user is no system principal), as it passes the rule's own filter.
         let users = batch_of(&[(
             "user_name",
             Arc::new(StringArray::from(vec![
@@ -234,7 +234,7 @@ mod tests {
         )]);
         assert_eq!(
             screen.judge_values(0, &users),
-            vec![vec![0b11], vec![0b10], vec![0b10]]
+            vec![vec![0b11], vec![0b10], vec![0b11]]
         );
     }
 }

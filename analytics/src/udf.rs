@@ -19,7 +19,8 @@
 //!   key is given).
 //! - `shannon_entropy(text)`: bits per character, for random-looking names.
 //! - `is_system_principal(user)`: whether a user name is a control-plane component doing its job
-//!   (kubelets, controllers, scheduler, kube-system service accounts, cloud-managed components).
+//!   (kubelets, controllers, scheduler, kube-system service accounts, cloud-managed components);
+//!   false for an unknown (null) user.
 //! - `is_interactive_client(user_agent)`: whether a user agent is a person's tool or a script
 //!   (kubectl, curl, python, ...) rather than a controller; an empty user agent counts as one.
 //! - `images_outside(images, registry, ...)`: the images whose registry (or registry path) is not
@@ -245,11 +246,7 @@ impl ScalarUDFImpl for AuditFunction {
                 };
                 missing_keys(&args.args[0], rows, &keys)
             }
-            Func::IsSystemPrincipal => {
-                map_text(&args.args[0], rows, |s, b: &mut BooleanBuilder| {
-                    b.append_value(is_system_principal(s))
-                })
-            }
+            Func::IsSystemPrincipal => is_system_principal_column(&args.args[0], rows),
             Func::IsInteractiveClient => is_interactive_client_column(&args.args[0], rows),
             Func::ImagesOutside => {
                 let Some(allowed) = scalar_strings(&args.args[1..])? else {
@@ -499,6 +496,17 @@ pub fn is_system_principal(user: &str) -> bool {
             user,
             "aksService" | "masterclient" | "nodeclient" | "aks-support"
         )
+}
+
+/// [`is_system_principal`] of every value; an unknown user (null) is not a system principal:
+/// an event stripped of its user by a pipeline is judged as a person's.
+fn is_system_principal_column(arg: &ColumnarValue, rows: usize) -> Result<ColumnarValue> {
+    let strings = as_strings(arg, rows)?;
+    let mut b = BooleanBuilder::with_capacity(strings.len());
+    for i in 0..strings.len() {
+        b.append_value(!strings.is_null(i) && is_system_principal(strings.value(i)));
+    }
+    Ok(ColumnarValue::Array(Arc::new(b.finish())))
 }
 
 /// A person's tool or a script rather than a controller. Empty counts as interactive: controllers

@@ -20,12 +20,43 @@ pub enum DecodeError {
         /// The configured limit.
         limit: usize,
     },
-    /// A timestamp that is not RFC 3339.
+    /// A timestamp in no form that audit logs or the pipelines that carry them write.
     #[error("invalid timestamp `{0}`")]
     BadTimestamp(String),
     /// A record that is not valid UTF-8.
     #[error("record is not valid UTF-8")]
     NotUtf8,
+}
+
+impl DecodeError {
+    /// Why the record was refused, in words that do not depend on where in the record the
+    /// fault was nor on the record's values (a position, an oversized event's size, a bad
+    /// timestamp's text): records refused for one reason share it, so that a summary counts
+    /// them together.
+    pub fn reason(&self) -> String {
+        match self {
+            DecodeError::Json(message) => {
+                let message = match message.rfind(" at line ") {
+                    Some(at) => &message[..at],
+                    None => message,
+                };
+                // serde_json quotes the offending value in backticks: `0`, `"x"`.
+                let mut general = String::with_capacity(message.len());
+                let mut parts = message.split('`');
+                while let Some(outside) = parts.next() {
+                    general.push_str(outside.strip_suffix(' ').unwrap_or(outside));
+                    parts.next();
+                }
+                format!("malformed JSON: {general}")
+            }
+            DecodeError::NotAuditEvent(why) => format!("not a Kubernetes audit event: {why}"),
+            DecodeError::Oversized { limit, .. } => {
+                format!("event larger than the limit of {limit} bytes")
+            }
+            DecodeError::BadTimestamp(_) => "invalid timestamp".into(),
+            DecodeError::NotUtf8 => "record is not valid UTF-8".into(),
+        }
+    }
 }
 
 impl From<serde_json::Error> for DecodeError {
@@ -59,4 +90,38 @@ pub enum InputError {
     /// Building an Arrow batch failed (a bug: the builder and the schema disagree).
     #[error("building an Arrow batch failed: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_leave_out_positions_and_values() {
+        let a: DecodeError = serde_json::from_str::<serde_json::Value>("{\"a\":")
+            .unwrap_err()
+            .into();
+        let b: DecodeError = serde_json::from_str::<serde_json::Value>("[1, {\"bb\":")
+            .unwrap_err()
+            .into();
+        assert_eq!(a.reason(), b.reason());
+        assert!(
+            a.reason().starts_with("malformed JSON: EOF"),
+            "{}",
+            a.reason()
+        );
+        let kind =
+            |v: &str| -> DecodeError { serde_json::from_str::<Vec<String>>(v).unwrap_err().into() };
+        assert_eq!(kind("[0]").reason(), kind("[5]").reason());
+        assert_eq!(
+            kind("[0]").reason(),
+            "malformed JSON: invalid type: integer, expected a string"
+        );
+        assert_eq!(
+            DecodeError::BadTimestamp("soon".into()).reason(),
+            DecodeError::BadTimestamp("later".into()).reason()
+        );
+        let big = |size| DecodeError::Oversized { size, limit: 10 };
+        assert_eq!(big(11).reason(), big(99).reason());
+    }
 }

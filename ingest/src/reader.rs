@@ -77,8 +77,37 @@ pub struct ReadStats {
     pub malformed: u64,
     /// Of the malformed, those refused for their size.
     pub oversized: u64,
+    /// The malformed by the reason they were refused ([`DecodeError::reason`]).
+    pub refused: BTreeMap<String, u64>,
+    /// Of the events, those without a timestamp of their own, judged at their wrapper's time
+    /// or the time they were read.
+    pub untimed: u64,
     /// Inputs skipped because they do not start like a JSON log (text files, binaries).
     pub skipped_inputs: Vec<String>,
+}
+
+impl ReadStats {
+    /// Counts a record refused for `error`.
+    fn refuse(&mut self, error: &DecodeError) {
+        self.malformed += 1;
+        if matches!(error, DecodeError::Oversized { .. }) {
+            self.oversized += 1;
+        }
+        *self.refused.entry(error.reason()).or_default() += 1;
+    }
+
+    /// Adds the counts of decoding one chunk.
+    fn add_decoded(&mut self, other: &ReadStats) {
+        self.events += other.events;
+        self.screened_out += other.screened_out;
+        self.skipped += other.skipped;
+        self.malformed += other.malformed;
+        self.oversized += other.oversized;
+        self.untimed += other.untimed;
+        for (reason, n) in &other.refused {
+            *self.refused.entry(reason.clone()).or_default() += n;
+        }
+    }
 }
 
 /// What the reader hands to the caller, in input order.
@@ -337,16 +366,16 @@ fn decode_chunk(
     }
     for (range, record) in &chunk.records {
         if let Some(size) = record.oversized {
-            stats.malformed += 1;
-            stats.oversized += 1;
+            let error = DecodeError::Oversized {
+                size: size as usize,
+                limit: record_limit,
+            };
+            stats.refuse(&error);
             bad.push(BadRecord {
                 source: Arc::clone(&chunk.source),
                 line: record.line,
                 offset: record.offset,
-                error: DecodeError::Oversized {
-                    size: size as usize,
-                    limit: record_limit,
-                },
+                error,
                 excerpt: String::new(),
             });
             continue;
@@ -356,11 +385,9 @@ fn decode_chunk(
         stats.events += outcome.events;
         stats.screened_out += outcome.screened_out;
         stats.skipped += outcome.skipped;
+        stats.untimed += outcome.untimed;
         for error in outcome.errors {
-            stats.malformed += 1;
-            if matches!(error, DecodeError::Oversized { .. }) {
-                stats.oversized += 1;
-            }
+            stats.refuse(&error);
             bad.push(BadRecord {
                 source: Arc::clone(&chunk.source),
                 line: record.line,
@@ -410,11 +437,7 @@ fn deliver_in_order<E>(
         pending.insert(decoded.seq, decoded);
         while let Some(d) = pending.remove(&next) {
             next += 1;
-            stats.events += d.stats.events;
-            stats.screened_out += d.stats.screened_out;
-            stats.skipped += d.stats.skipped;
-            stats.malformed += d.stats.malformed;
-            stats.oversized += d.stats.oversized;
+            stats.add_decoded(&d.stats);
             for b in d.bad {
                 if let Err(e) = sink(DecodedBatch::Bad(b)) {
                     return (stats, Err(e));

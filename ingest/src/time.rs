@@ -1,11 +1,158 @@
-//! Timestamp parsing for the formats audit logs use.
+//! Timestamp parsing for the formats audit logs use, and the forms log pipelines rewrite them
+//! to.
+//!
+//! The apiserver writes RFC 3339 with six fractional digits and `Z`, and that shape is read
+//! first, fast. Pipelines and data lakes rewrite it: a space instead of `T`
+//! (`2022-11-29 00:09:04.38`), no zone (UTC), from none to nine fractional digits, an offset
+//! with or without a colon, Go's `2006-01-02 15:04:05.999 -0700 MST`, or a number of seconds,
+//! milliseconds, microseconds or nanoseconds since the epoch ([`parse_timestamp_micros`]).
 
 use crate::error::DecodeError;
 
 /// Parses an RFC 3339 timestamp (`2024-05-01T10:00:00.123456Z`, `+02:00` offsets, up to nine
-/// fractional digits) into microseconds since the Unix epoch.
+/// fractional digits) into microseconds since the Unix epoch. Nothing else is accepted.
 pub fn parse_rfc3339_micros(text: &str) -> Result<i64, DecodeError> {
     fast_parse(text.as_bytes()).ok_or_else(|| DecodeError::BadTimestamp(text.to_string()))
+}
+
+/// Parses a timestamp in any form audit logs arrive in (RFC 3339, and the rewrites of log
+/// pipelines and data lakes listed in the module's doc) into microseconds since the Unix epoch.
+/// A date and time without a zone is UTC. Digits alone are a count since the epoch, its unit
+/// told by its size: below 10^11 seconds (until the year 5138), below 10^14 milliseconds, below
+/// 10^17 microseconds, nanoseconds above.
+pub fn parse_timestamp_micros(text: &str) -> Result<i64, DecodeError> {
+    if let Some(micros) = fast_parse(text.as_bytes()) {
+        return Ok(micros);
+    }
+    let trimmed = text.trim();
+    let parsed = if trimmed.starts_with(|c: char| c == '-' || c.is_ascii_digit())
+        && trimmed.len() > 4
+        && trimmed.as_bytes().get(4) != Some(&b'-')
+    {
+        epoch_micros(trimmed)
+    } else {
+        loose_parse(trimmed.as_bytes())
+    };
+    parsed.ok_or_else(|| DecodeError::BadTimestamp(text.to_string()))
+}
+
+/// A count since the epoch (`1669680544`, `1669680544.38`, `1669680544380`, ...), its unit told
+/// by the size of its whole part.
+fn epoch_micros(text: &str) -> Option<i64> {
+    if text.contains(['e', 'E']) {
+        let value: f64 = text.parse().ok()?;
+        return value.is_finite().then(|| {
+            let whole = value.trunc().abs();
+            let scale = unit_scale(whole as i128);
+            (value * scale) as i64
+        });
+    }
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    if whole.is_empty()
+        || whole.len() > 20
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !fraction.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let whole: i128 = whole.parse().ok()?;
+    // Microseconds per unit, as a whole number or (nanoseconds) a thousandth.
+    let (per_unit, divisor): (i128, i128) = match whole {
+        w if w < 100_000_000_000 => (1_000_000, 1),
+        w if w < 100_000_000_000_000 => (1_000, 1),
+        w if w < 100_000_000_000_000_000 => (1, 1),
+        _ => (1, 1_000),
+    };
+    // The fraction of a unit, in microseconds (nine digits are enough for any unit here).
+    let mut frac: i128 = 0;
+    let mut scale: i128 = 1;
+    for b in fraction.bytes().take(9) {
+        frac = frac * 10 + i128::from(b - b'0');
+        scale *= 10;
+    }
+    let micros = (whole * per_unit + frac * per_unit / scale) / divisor;
+    let micros = i64::try_from(micros).ok()?;
+    Some(if negative { -micros } else { micros })
+}
+
+/// Microseconds per unit of a count whose whole part is `whole` (see [`epoch_micros`]).
+fn unit_scale(whole: i128) -> f64 {
+    match whole {
+        w if w < 100_000_000_000 => 1e6,
+        w if w < 100_000_000_000_000 => 1e3,
+        w if w < 100_000_000_000_000_000 => 1.0,
+        _ => 1e-3,
+    }
+}
+
+/// A date and time as pipelines rewrite them: `T`, `t` or a space between them, seconds
+/// optional, a fraction of any length (after `.` or `,`), then no zone (UTC), `Z`, `UTC`,
+/// `GMT`, or an offset (`+02:00`, `+0200`, `+02`), perhaps after a space and followed by a
+/// zone's abbreviation (Go's `-0700 MST`).
+fn loose_parse(b: &[u8]) -> Option<i64> {
+    let minute = minute_secs(b)?;
+    let mut i = 16;
+    let mut sec = 0;
+    if b.get(i) == Some(&b':') {
+        sec = digits(&b[i + 1..], 2)?;
+        if sec > 60 {
+            return None;
+        }
+        i += 3;
+    }
+    let mut micros = 0i64;
+    if matches!(b.get(i), Some(b'.' | b',')) {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - start < 6 {
+                micros = micros * 10 + i64::from(b[i] - b'0');
+            }
+            i += 1;
+        }
+        let n = i - start;
+        if n == 0 {
+            return None;
+        }
+        for _ in n..6 {
+            micros *= 10;
+        }
+    }
+    let zone = std::str::from_utf8(&b[i..]).ok()?.trim_start();
+    let offset = zone_offset_secs(zone)?;
+    Some((minute + sec - offset) * 1_000_000 + micros)
+}
+
+/// The offset in seconds of what follows a time: nothing, `Z`, `UTC`, `GMT`, `+HH:MM`, `+HHMM`
+/// or `+HH` (and `-`), the offset perhaps followed by a space and a zone's abbreviation.
+fn zone_offset_secs(zone: &str) -> Option<i64> {
+    if zone.is_empty() || matches!(zone, "Z" | "z" | "UTC" | "GMT") {
+        return Some(0);
+    }
+    let sign = match zone.as_bytes()[0] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let (offset, abbreviation) = zone[1..].split_once(' ').unwrap_or((&zone[1..], ""));
+    if !abbreviation.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    let o = offset.as_bytes();
+    let (hours, minutes) = match o.len() {
+        2 => (digits(o, 2)?, 0),
+        4 => (digits(o, 2)?, digits(&o[2..], 2)?),
+        5 if o[2] == b':' => (digits(o, 2)?, digits(&o[3..], 2)?),
+        _ => return None,
+    };
+    if hours > 23 || minutes > 59 {
+        return None;
+    }
+    Some(sign * (hours * 3600 + minutes * 60))
 }
 
 fn digits(b: &[u8], n: usize) -> Option<i64> {
@@ -165,6 +312,80 @@ mod tests {
         assert!(parse_rfc3339_micros("2024-05-01T08:00:00").is_err());
         // Nor does a bad minute that follows a good one.
         assert!(parse_rfc3339_micros("2024-05-01T08:61:00Z").is_err());
+    }
+
+    #[test]
+    fn reads_the_forms_pipelines_and_data_lakes_rewrite_timestamps_to() {
+        let utc = |s: &str| reference(s);
+        for (text, same_as) in [
+            // A data lake's: a space, no zone, trailing zeros of the fraction trimmed.
+            ("2022-11-29 00:09:04.38", "2022-11-29T00:09:04.380Z"),
+            (
+                "2024-02-16 11:48:22.742154000",
+                "2024-02-16T11:48:22.742154Z",
+            ),
+            ("2022-11-29 00:09:04", "2022-11-29T00:09:04Z"),
+            ("2008-02-01T21:41:49", "2008-02-01T21:41:49Z"),
+            ("2018-05-30 09:39:52.000681", "2018-05-30T09:39:52.000681Z"),
+            (
+                "2018-05-30T09:39:52.1234567891Z",
+                "2018-05-30T09:39:52.123456Z",
+            ),
+            ("2024-05-01 10:00:00.5Z", "2024-05-01T10:00:00.5Z"),
+            ("2024-05-01 10:00:00+02:00", "2024-05-01T08:00:00Z"),
+            ("2024-05-01T10:00:00+0200", "2024-05-01T08:00:00Z"),
+            ("2024-05-01T10:00:00-05", "2024-05-01T15:00:00Z"),
+            (
+                "2024-05-01 10:00:00.123 +0000 UTC",
+                "2024-05-01T10:00:00.123Z",
+            ),
+            ("2024-05-01 10:00:00 -0700 MST", "2024-05-01T17:00:00Z"),
+            ("2024-05-01 10:00:00 UTC", "2024-05-01T10:00:00Z"),
+            ("2024-05-01T10:00:00,25Z", "2024-05-01T10:00:00.25Z"),
+            ("2024-05-01 10:00", "2024-05-01T10:00:00Z"),
+            (" 2024-05-01T10:00:00Z ", "2024-05-01T10:00:00Z"),
+            // Counts since the epoch, the unit told by the size.
+            ("1669680544", "2022-11-29T00:09:04Z"),
+            ("1669680544.38", "2022-11-29T00:09:04.38Z"),
+            ("1527673192.000681", "2018-05-30T09:39:52.000681Z"),
+            ("1669680544380", "2022-11-29T00:09:04.38Z"),
+            ("1669680544380123", "2022-11-29T00:09:04.380123Z"),
+            ("1669680544380123456", "2022-11-29T00:09:04.380123Z"),
+            ("1.669680544e9", "2022-11-29T00:09:04Z"),
+        ] {
+            assert_eq!(
+                parse_timestamp_micros(text).unwrap(),
+                utc(same_as),
+                "{text}"
+            );
+        }
+        // RFC 3339 stays as it was.
+        assert_eq!(
+            parse_timestamp_micros("2020-05-05T16:16:37.655912Z").unwrap(),
+            utc("2020-05-05T16:16:37.655912Z")
+        );
+    }
+
+    #[test]
+    fn rejects_what_no_pipeline_writes() {
+        for s in [
+            "",
+            "yesterday",
+            "2020-05-05",
+            "2020-13-05 16:16:37",
+            "2020-05-05 16:16:37.",
+            "2020-05-05 16:16:61",
+            "2020-05-05 16:16:37 +25:00",
+            "2020-05-05 16:16:37 PST8PDT",
+            "2020-05-05 16:16:37 +0000 U2C",
+            "16:16:37",
+            "12ab",
+            "1669680544.3x",
+            "--1",
+            "123456789012345678901234",
+        ] {
+            assert!(parse_timestamp_micros(s).is_err(), "{s:?}");
+        }
     }
 
     #[test]

@@ -40,8 +40,10 @@ pub(crate) struct Envelope<'a> {
     pub response_status: Option<ResponseStatus<'a>>,
     pub request_object: Option<&'a str>,
     pub response_object: Option<&'a str>,
-    pub request_received_timestamp: Option<Cow<'a, str>>,
-    pub stage_timestamp: Option<Cow<'a, str>>,
+    /// Raw JSON (a string, or a number that log pipelines write instead).
+    pub request_received_timestamp: Option<&'a str>,
+    /// Raw JSON (a string, or a number that log pipelines write instead).
+    pub stage_timestamp: Option<&'a str>,
     pub timestamp: Option<&'a str>,
     pub metadata: Option<EventMetadata<'a>>,
     pub annotations: Option<&'a str>,
@@ -90,79 +92,55 @@ impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Envelope<'a>, M::Error> {
                 let mut env = Envelope::default();
                 while let Some(BorrowCow(key)) = map.next_key::<BorrowCow<'a>>()? {
-                    match key.as_ref() {
-                        "kind" => {
-                            env.kind = map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
-                        }
-                        "level" => {
-                            env.level = map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
-                        }
-                        "auditID" => {
-                            env.audit_id = map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
-                        }
-                        "stage" => {
-                            env.stage = map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
-                        }
-                        "requestURI" => {
-                            env.request_uri =
-                                map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
-                        }
-                        "verb" => {
-                            env.verb = map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
-                        }
-                        "user" => env.user = map.next_value()?,
-                        "impersonatedUser" => env.impersonated_user = map.next_value()?,
-                        "sourceIPs" => env.source_ips = map.next_value()?,
-                        "userAgent" => {
-                            env.user_agent = map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
-                        }
-                        "objectRef" => env.object_ref = map.next_value()?,
-                        "responseStatus" => env.response_status = map.next_value()?,
-                        "requestObject" => env.request_object = next_raw(&mut map)?,
-                        "responseObject" => env.response_object = next_raw(&mut map)?,
-                        "requestReceivedTimestamp" => {
-                            env.request_received_timestamp =
-                                map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
-                        }
-                        "stageTimestamp" => {
-                            env.stage_timestamp =
-                                map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
-                        }
-                        "timestamp" => env.timestamp = next_raw(&mut map)?,
-                        "metadata" => env.metadata = map.next_value()?,
-                        "annotations" => env.annotations = next_raw(&mut map)?,
-                        "items" => env.items = next_raw(&mut map)?,
-                        "records" => env.records = next_raw(&mut map)?,
-                        "properties" => env.properties = next_raw(&mut map)?,
-                        "category" => {
-                            env.category = map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
-                        }
-                        "resourceId" | "resourceID" => {
-                            env.resource_id =
-                                map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
-                        }
-                        "protoPayload" => env.proto_payload = next_raw(&mut map)?,
-                        "resource" => env.resource = next_raw(&mut map)?,
-                        "labels" => env.labels = next_raw(&mut map)?,
-                        "operation" => env.operation = next_raw(&mut map)?,
-                        "insertId" => {
-                            env.insert_id = map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
-                        }
-                        "messageType" => {
-                            env.message_type =
-                                map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
-                        }
-                        "logGroup" => {
-                            env.log_group = map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0)
-                        }
-                        "logEvents" => env.log_events = next_raw(&mut map)?,
-                        "message" => env.message = next_raw(&mut map)?,
-                        "apiVersion" => {
+                    let Some(field) = Field::named(&key) else {
+                        env.unknown
+                            .push((key, map.next_value::<&RawValue>()?.get()));
+                        continue;
+                    };
+                    fn text<'de: 'a, 'a, M: MapAccess<'de>>(
+                        map: &mut M,
+                    ) -> Result<Option<Cow<'a, str>>, M::Error> {
+                        Ok(map.next_value::<Option<BorrowCow<'a>>>()?.map(|b| b.0))
+                    }
+                    match field {
+                        Field::Kind => env.kind = text(&mut map)?,
+                        Field::ApiVersion => {
                             map.next_value::<serde::de::IgnoredAny>()?;
                         }
-                        _ => env
-                            .unknown
-                            .push((key, map.next_value::<&RawValue>()?.get())),
+                        Field::Level => env.level = text(&mut map)?,
+                        Field::AuditId => env.audit_id = text(&mut map)?,
+                        Field::Stage => env.stage = text(&mut map)?,
+                        Field::RequestUri => env.request_uri = text(&mut map)?,
+                        Field::Verb => env.verb = text(&mut map)?,
+                        Field::User => env.user = map.next_value()?,
+                        Field::ImpersonatedUser => env.impersonated_user = map.next_value()?,
+                        Field::SourceIps => env.source_ips = map.next_value()?,
+                        Field::UserAgent => env.user_agent = text(&mut map)?,
+                        Field::ObjectRef => env.object_ref = map.next_value()?,
+                        Field::ResponseStatus => env.response_status = map.next_value()?,
+                        Field::RequestObject => env.request_object = next_raw(&mut map)?,
+                        Field::ResponseObject => env.response_object = next_raw(&mut map)?,
+                        Field::RequestReceivedTimestamp => {
+                            env.request_received_timestamp = next_raw(&mut map)?
+                        }
+                        Field::StageTimestamp => env.stage_timestamp = next_raw(&mut map)?,
+                        Field::Timestamp => env.timestamp = next_raw(&mut map)?,
+                        Field::Metadata => env.metadata = map.next_value()?,
+                        Field::Annotations => env.annotations = next_raw(&mut map)?,
+                        Field::Items => env.items = next_raw(&mut map)?,
+                        Field::Records => env.records = next_raw(&mut map)?,
+                        Field::Properties => env.properties = next_raw(&mut map)?,
+                        Field::Category => env.category = text(&mut map)?,
+                        Field::ResourceId => env.resource_id = text(&mut map)?,
+                        Field::ProtoPayload => env.proto_payload = next_raw(&mut map)?,
+                        Field::Resource => env.resource = next_raw(&mut map)?,
+                        Field::Labels => env.labels = next_raw(&mut map)?,
+                        Field::Operation => env.operation = next_raw(&mut map)?,
+                        Field::InsertId => env.insert_id = text(&mut map)?,
+                        Field::MessageType => env.message_type = text(&mut map)?,
+                        Field::LogGroup => env.log_group = text(&mut map)?,
+                        Field::LogEvents => env.log_events = next_raw(&mut map)?,
+                        Field::Message => env.message = next_raw(&mut map)?,
                     }
                 }
                 Ok(env)
@@ -292,9 +270,9 @@ impl<'a> Envelope<'a> {
                     Field::RequestObject => env.request_object = r.opt_raw()?,
                     Field::ResponseObject => env.response_object = r.opt_raw()?,
                     Field::RequestReceivedTimestamp => {
-                        env.request_received_timestamp = r.opt_string()?
+                        env.request_received_timestamp = r.opt_raw()?
                     }
-                    Field::StageTimestamp => env.stage_timestamp = r.opt_string()?,
+                    Field::StageTimestamp => env.stage_timestamp = r.opt_raw()?,
                     Field::Annotations => KnownAnnotations::read_into(
                         r,
                         wanted.reason,
@@ -395,8 +373,20 @@ const EVENT_ORDER: [(Field, &[u8]); 18] = [
 ];
 
 impl Field {
-    /// The member of this name (after unescaping), if the envelope reads it.
+    /// The member of this name (after unescaping), if the envelope reads it. Names are matched
+    /// as written, and then regardless of case: data lakes lowercase column names
+    /// (`objectref`, `requesturi`).
     fn named(name: &str) -> Option<Field> {
+        Self::exactly(name).or_else(|| {
+            if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                Self::lowercase(&name.to_ascii_lowercase())
+            } else {
+                Self::lowercase(name)
+            }
+        })
+    }
+
+    fn exactly(name: &str) -> Option<Field> {
         Some(match name {
             "kind" => Field::Kind,
             "apiVersion" => Field::ApiVersion,
@@ -433,6 +423,32 @@ impl Field {
             "logEvents" => Field::LogEvents,
             "message" => Field::Message,
             _ => return None,
+        })
+    }
+
+    /// The member whose name, lowercased, is `lower` (names that are lowercase already were
+    /// matched by [`Self::exactly`]).
+    fn lowercase(lower: &str) -> Option<Field> {
+        Some(match lower {
+            "apiversion" => Field::ApiVersion,
+            "auditid" => Field::AuditId,
+            "requesturi" => Field::RequestUri,
+            "impersonateduser" => Field::ImpersonatedUser,
+            "sourceips" => Field::SourceIps,
+            "useragent" => Field::UserAgent,
+            "objectref" => Field::ObjectRef,
+            "responsestatus" => Field::ResponseStatus,
+            "requestobject" => Field::RequestObject,
+            "responseobject" => Field::ResponseObject,
+            "requestreceivedtimestamp" => Field::RequestReceivedTimestamp,
+            "stagetimestamp" => Field::StageTimestamp,
+            "resourceid" => Field::ResourceId,
+            "protopayload" => Field::ProtoPayload,
+            "insertid" => Field::InsertId,
+            "messagetype" => Field::MessageType,
+            "loggroup" => Field::LogGroup,
+            "logevents" => Field::LogEvents,
+            other => return Self::exactly(other),
         })
     }
 }
@@ -925,6 +941,9 @@ mod tests {
             "audit/eks",
             "audit/gke",
             "audit/webhook",
+            "audit/lake",
+            "audit/partial",
+            "audit/pipelines",
         ] {
             let mut files: Vec<_> = std::fs::read_dir(root.join(dir))
                 .expect("fixture dir")

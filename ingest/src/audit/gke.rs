@@ -4,13 +4,116 @@
 //! (`core/v1/namespaces/ns/pods/name/status`) the group, namespace, resource and name, and
 //! `resource.labels.cluster_name` the cluster. Entries of other services (`container.googleapis.com`
 //! cluster operations) are not Kubernetes API events: the caller counts them as skipped.
+//!
+//! Entries arrive trimmed too (by exporters, data lakes and test suites): without `timestamp`,
+//! `request` or `response`, with only `methodName` and `resourceName`, with `authorizationInfo`
+//! and no `status`, with `callerIp` spelled `callerIP`, with the principal as a subject or an
+//! authority selector instead of an email. What they carry is read.
 
 use std::borrow::Cow;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::event::{Envelope, KnownAnnotations};
+use super::native::{
+    Surroundings, added_time, derived_audit_id, exec_command, fill_objects, present, source_label,
+    timestamp_value,
+};
 use super::row::AuditRow;
+use crate::error::DecodeError;
+
+/// Top-level members of an entry that hold its time when `timestamp` does not: Cloud
+/// Logging's time of receipt, then those a data lake or collector adds.
+const ENTRY_TIME_MEMBERS: [&str; 3] = ["receiveTimestamp", "p_event_time", "@timestamp"];
+
+/// The row of a Kubernetes API call's entry, and whether its time is its own (`false`: the
+/// entry has neither `timestamp` nor `receiveTimestamp`, and the time was taken from around it
+/// or is the time it was read).
+///
+/// `configured` is the cluster named by the configuration, for entries that name none;
+/// `record` the entry's JSON text (for an audit id derived from it).
+pub(crate) fn row<'a>(
+    env: &Envelope<'a>,
+    p: ProtoPayload<'a>,
+    around: Surroundings<'a>,
+    configured: Option<&'a str>,
+    record: &[u8],
+) -> Result<(AuditRow<'a>, bool), DecodeError> {
+    let stamped = present(env.timestamp).map(timestamp_value).transpose()?;
+    let received = added_time(&env.unknown, &ENTRY_TIME_MEMBERS[..1]);
+    let own = stamped.or(received);
+    let ts = match own {
+        Some(ts) => ts,
+        None => added_time(&env.unknown, &ENTRY_TIME_MEMBERS[1..])
+            .or(around.time)
+            .unwrap_or_else(|| chrono::Utc::now().timestamp_micros()),
+    };
+    let resource: MonitoredResource<'a> = env
+        .resource
+        .map(serde_json::from_str)
+        .transpose()?
+        .unwrap_or_default();
+    let gke_cluster = resource.labels.and_then(|l| l.cluster_name);
+    let operation: Operation<'a> = env
+        .operation
+        .map(serde_json::from_str)
+        .transpose()?
+        .unwrap_or_default();
+    let labels: KnownAnnotations<'a> = env
+        .labels
+        .map(serde_json::from_str)
+        .transpose()
+        .unwrap_or_default()
+        .unwrap_or_default();
+    let (code, checked) = outcome(&p);
+
+    let mut row = AuditRow {
+        cluster: gke_cluster
+            .or(around.cluster.map(Cow::Borrowed))
+            .or_else(|| source_label(&env.unknown))
+            .or(configured.map(Cow::Borrowed)),
+        ts_micros: ts,
+        request_received_micros: Some(ts),
+        audit_id: Some(
+            operation
+                .id
+                .or_else(|| env.insert_id.clone())
+                .filter(|id| !id.is_empty())
+                .unwrap_or_else(|| Cow::Owned(derived_audit_id(record))),
+        ),
+        stage: Some(Cow::Borrowed("ResponseComplete")),
+        level: Some(Cow::Borrowed(if p.request.is_some() {
+            "RequestResponse"
+        } else {
+            "Metadata"
+        })),
+        user_name: p.authentication_info.as_ref().and_then(|a| a.principal()),
+        decision: labels.decision.or(checked.map(Cow::Borrowed)),
+        reason: labels.reason,
+        pod_security_violations: labels.pod_security_violations,
+        annotations: env.labels.map(Cow::Borrowed),
+        response_code: Some(code),
+        response_message: p
+            .status
+            .as_ref()
+            .and_then(|s| s.message.clone())
+            .map(Cow::Owned),
+        ..Default::default()
+    };
+    if let Some(meta) = &p.request_metadata {
+        row.source_ips = meta.caller_ip.clone().map(|ip| vec![ip]);
+        row.user_agent = meta.caller_supplied_user_agent.clone();
+    }
+    fill_target(p.method_name.clone(), p.resource_name.clone(), &mut row);
+    fill_objects(
+        &mut row,
+        p.request.map(|r| Cow::Borrowed(r.get())),
+        p.response.map(|r| Cow::Borrowed(r.get())),
+    );
+    row.exec_command = exec_command(&row);
+    Ok((row, own.is_some()))
+}
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -25,6 +128,7 @@ pub(crate) struct ProtoPayload<'a> {
     pub authentication_info: Option<AuthenticationInfo<'a>>,
     #[serde(borrow)]
     pub request_metadata: Option<RequestMetadata<'a>>,
+    pub authorization_info: Option<Vec<AuthorizationInfo>>,
     pub status: Option<Status>,
     #[serde(borrow)]
     pub request: Option<&'a RawValue>,
@@ -37,12 +141,36 @@ pub(crate) struct ProtoPayload<'a> {
 pub(crate) struct AuthenticationInfo<'a> {
     #[serde(borrow)]
     pub principal_email: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub principal_subject: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub authority_selector: Option<Cow<'a, str>>,
+}
+
+impl<'a> AuthenticationInfo<'a> {
+    /// Who made the call: the principal's email (a Kubernetes user name for in-cluster
+    /// identities), else its subject, else the authority selector (`system:anonymous`).
+    pub(crate) fn principal(&self) -> Option<Cow<'a, str>> {
+        [
+            &self.principal_email,
+            &self.principal_subject,
+            &self.authority_selector,
+        ]
+        .into_iter()
+        .find_map(|p| p.clone().filter(|p| !p.is_empty()))
+    }
+}
+
+/// One permission the authorizer checked.
+#[derive(Debug, Deserialize, Default)]
+pub(crate) struct AuthorizationInfo {
+    pub granted: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RequestMetadata<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, alias = "callerIP")]
     pub caller_ip: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub caller_supplied_user_agent: Option<Cow<'a, str>>,
@@ -80,6 +208,38 @@ pub(crate) fn is_kubernetes_api(p: &ProtoPayload<'_>) -> bool {
             .is_some_and(|m| m.starts_with("io.k8s."))
 }
 
+/// The outcome of a call whose entry may lack a status: the HTTP status and the
+/// authorization decision. A google.rpc status code maps to the HTTP status the apiserver
+/// would have answered; without one (or with OK), a `Failure` Status in the response gives its
+/// code, and a permission the authorizer did not grant gives 403.
+pub(crate) fn outcome(p: &ProtoPayload<'_>) -> (i32, Option<&'static str>) {
+    let checked = p.authorization_info.as_deref().unwrap_or_default();
+    let denied = checked.iter().any(|a| a.granted == Some(false));
+    let decision = match (checked.is_empty(), denied) {
+        (true, _) => None,
+        (false, true) => Some("forbid"),
+        (false, false) => Some("allow"),
+    };
+    if let Some(code) = p.status.as_ref().and_then(|s| s.code).filter(|c| *c != 0) {
+        return (http_status(code), decision);
+    }
+    if let Some(failure) = p
+        .response
+        .and_then(|r| serde_json::from_str::<ResponseStatus>(r.get()).ok())
+        .filter(|r| r.status.as_deref() == Some("Failure"))
+    {
+        return (failure.code.unwrap_or(500), decision);
+    }
+    (if denied { 403 } else { 200 }, decision)
+}
+
+/// A `Status` object as a failed call's response: its outcome and HTTP code.
+#[derive(Debug, Deserialize)]
+struct ResponseStatus {
+    status: Option<String>,
+    code: Option<i32>,
+}
+
 /// Maps a google.rpc status code to the HTTP status the apiserver would have answered.
 pub(crate) fn http_status(grpc: i32) -> i32 {
     match grpc {
@@ -99,50 +259,75 @@ pub(crate) fn http_status(grpc: i32) -> i32 {
 }
 
 /// Fills verb, subresource, group, version, namespace, resource and name from the method and
-/// resource names.
-pub(crate) fn fill_target<'a>(
-    method: Option<&'a str>,
-    resource_name: Option<&'a str>,
+/// resource names (borrowed from the input, or unescaped into owned strings).
+fn fill_target<'a>(
+    method: Option<Cow<'a, str>>,
+    resource_name: Option<Cow<'a, str>>,
     row: &mut AuditRow<'a>,
 ) {
-    if let Some(method) = method {
-        let segs: Vec<&str> = method.split('.').collect();
-        if let Some(vpos) = segs.iter().position(|s| is_version(s)) {
-            let after = &segs[vpos + 1..];
-            if let Some((verb, rest)) = after.split_last() {
-                row.verb = Some(Cow::Borrowed(*verb));
-                if let Some(resource) = rest.first() {
-                    row.resource = Some(Cow::Borrowed(*resource));
-                }
-                if rest.len() >= 2 {
-                    row.subresource = Some(Cow::Borrowed(rest[1]));
-                }
-            }
-            row.api_version = Some(Cow::Borrowed(segs[vpos]));
-            row.api_group = Some(Cow::Owned(group_from_method(&segs[..vpos])));
-        }
+    match method {
+        Some(Cow::Borrowed(m)) => fill_from_method(m, row, Cow::Borrowed),
+        Some(Cow::Owned(m)) => fill_from_method(&m, row, |s| Cow::Owned(s.to_string())),
+        None => {}
     }
-    if let Some(rn) = resource_name {
-        let segs: Vec<&'a str> = rn.split('/').filter(|s| !s.is_empty()).collect();
-        if segs.len() >= 3 {
-            row.api_group = Some(Cow::Borrowed(if segs[0] == "core" { "" } else { segs[0] }));
-            row.api_version = Some(Cow::Borrowed(segs[1]));
-            let mut rest = &segs[2..];
-            if rest.len() >= 3 && rest[0] == "namespaces" {
-                row.namespace = Some(Cow::Borrowed(rest[1]));
-                rest = &rest[2..];
-            } else if rest.len() == 2 && rest[0] == "namespaces" {
-                row.namespace = Some(Cow::Borrowed(rest[1]));
+    match resource_name {
+        Some(Cow::Borrowed(n)) => fill_from_resource_name(n, row, Cow::Borrowed),
+        Some(Cow::Owned(n)) => fill_from_resource_name(&n, row, |s| Cow::Owned(s.to_string())),
+        None => {}
+    }
+}
+
+/// Verb, subresource, version and group from `io.k8s.<group>.<version>.<resource>[.<sub>].<verb>`;
+/// `text` makes a column's text of a part of `method`.
+fn fill_from_method<'a, 'b>(
+    method: &'b str,
+    row: &mut AuditRow<'a>,
+    text: impl Fn(&'b str) -> Cow<'a, str>,
+) {
+    let segs: Vec<&'b str> = method.split('.').collect();
+    if let Some(vpos) = segs.iter().position(|s| is_version(s)) {
+        let after = &segs[vpos + 1..];
+        if let Some((verb, rest)) = after.split_last() {
+            row.verb = Some(text(verb));
+            if let Some(resource) = rest.first() {
+                row.resource = Some(text(resource));
             }
-            if let Some(r) = rest.first() {
-                row.resource = Some(Cow::Borrowed(*r));
+            if rest.len() >= 2 {
+                row.subresource = Some(text(rest[1]));
             }
-            if let Some(n) = rest.get(1) {
-                row.name = Some(Cow::Borrowed(*n));
-            }
-            if let Some(s) = rest.get(2) {
-                row.subresource = Some(Cow::Borrowed(*s));
-            }
+        }
+        row.api_version = Some(text(segs[vpos]));
+        row.api_group = Some(Cow::Owned(group_from_method(&segs[..vpos])));
+    }
+}
+
+/// Group, version, namespace, resource, name and subresource from
+/// `<group>/<version>[/namespaces/<ns>]/<resource>[/<name>[/<sub>]]`; `text` makes a column's
+/// text of a part of `name`.
+fn fill_from_resource_name<'a, 'b>(
+    name: &'b str,
+    row: &mut AuditRow<'a>,
+    text: impl Fn(&'b str) -> Cow<'a, str>,
+) {
+    let segs: Vec<&'b str> = name.split('/').filter(|s| !s.is_empty()).collect();
+    if segs.len() >= 3 {
+        row.api_group = Some(text(if segs[0] == "core" { "" } else { segs[0] }));
+        row.api_version = Some(text(segs[1]));
+        let mut rest = &segs[2..];
+        if rest.len() >= 3 && rest[0] == "namespaces" {
+            row.namespace = Some(text(rest[1]));
+            rest = &rest[2..];
+        } else if rest.len() == 2 && rest[0] == "namespaces" {
+            row.namespace = Some(text(rest[1]));
+        }
+        if let Some(r) = rest.first() {
+            row.resource = Some(text(r));
+        }
+        if let Some(n) = rest.get(1) {
+            row.name = Some(text(n));
+        }
+        if let Some(s) = rest.get(2) {
+            row.subresource = Some(text(s));
         }
     }
 }
@@ -197,6 +382,18 @@ fn group_from_method(segs: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fill_target<'a>(
+        method: Option<&'a str>,
+        resource_name: Option<&'a str>,
+        row: &mut AuditRow<'a>,
+    ) {
+        super::fill_target(
+            method.map(Cow::Borrowed),
+            resource_name.map(Cow::Borrowed),
+            row,
+        );
+    }
 
     #[test]
     fn method_and_resource_names_give_the_target() {

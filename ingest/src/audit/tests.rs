@@ -64,7 +64,7 @@ fn wrong_types_and_non_events_are_errors_not_panics() {
         r#"{}"#,
         "[1,2",
         r#"{"kind":"Pod"}"#,
-        r#"{"kind":"Event","verb":"get"}"#,
+        r#"{"kind":"Event","stageTimestamp":"soon","verb":"get"}"#,
     ] {
         let (out, batch) = decode_one(bad);
         assert_eq!(out.events, 0, "{bad}");
