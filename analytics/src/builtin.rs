@@ -169,6 +169,10 @@ pub const BUILTIN_RULES: &[(&str, &str)] = &[
         include_str!("../rules/role-wildcard.yaml"),
     ),
     (
+        "role-write-privileges.yaml",
+        include_str!("../rules/role-write-privileges.yaml"),
+    ),
+    (
         "run-as-root.yaml",
         include_str!("../rules/run-as-root.yaml"),
     ),

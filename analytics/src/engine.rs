@@ -58,6 +58,10 @@ pub struct RuleConfig {
     /// Values added to rules' named exception lists: rule id → list name → values.
     #[serde(default)]
     pub exceptions: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    /// Values added to shared exception lists, for every rule that uses them: list name →
+    /// values (`cluster_components = ["monitoring:quay.io/prometheus/node-exporter"]`).
+    #[serde(default)]
+    pub lists: BTreeMap<String, Vec<String>>,
     /// Ids of rules not to run.
     #[serde(default)]
     pub disabled: Vec<String>,
@@ -262,6 +266,20 @@ impl RuleEngine {
         pack: &RulePack,
         config: &RuleConfig,
     ) -> Result<(RuleEngine, Vec<RuleError>), EngineError> {
+        if let Some(unknown) = config
+            .lists
+            .keys()
+            .find(|name| crate::shared_lists::named(name).is_none())
+        {
+            return Err(EngineError::Runtime(format!(
+                "the config adds to shared list `{unknown}`, which does not exist (known: {})",
+                crate::shared_lists::builtin()
+                    .iter()
+                    .map(|l| l.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
         let mut engine = RuleEngine::empty().map_err(EngineError::Runtime)?;
         let enabled: Vec<&LoadedRule> = pack
             .rules()
@@ -599,6 +617,16 @@ impl RuleEngine {
                 )));
             }
             let mut values = e.values.clone();
+            if let Some(name) = &e.list {
+                let shared = crate::shared_lists::named(name).ok_or_else(|| {
+                    invalid(format!(
+                        "exception `{}` names shared list `{name}`, which does not exist",
+                        e.name
+                    ))
+                })?;
+                values.extend(shared.values.iter().cloned());
+                values.extend(config.lists.get(name).into_iter().flatten().cloned());
+            }
             if let Some(extra) = config.exceptions.get(&spec.id).and_then(|m| m.get(&e.name)) {
                 values.extend(extra.iter().cloned());
             }
@@ -1002,10 +1030,7 @@ fn is_excepted(exceptions: &[Exception], m: &Match) -> bool {
 }
 
 fn value_matches(value: &str, pattern: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => value.starts_with(prefix),
-        None => value == pattern,
-    }
+    crate::patterns::matches(value, pattern)
 }
 
 #[cfg(test)]

@@ -5,18 +5,22 @@
 //! (the ingest crate does) and does not serve HTTP (the api crate does).
 
 pub mod builtin;
+pub mod credentials;
 pub mod decode_screen;
 pub mod dedup;
 pub mod engine;
 pub mod enrich;
 pub mod error;
 pub mod forensic;
+pub mod image_ref;
 pub mod matches;
 pub mod params;
+pub mod patterns;
 pub mod prescreen;
 pub mod reads;
 pub mod regex_match;
 pub mod rules;
+pub mod shared_lists;
 pub mod sigma;
 pub mod store;
 pub mod testing;

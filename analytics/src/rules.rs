@@ -215,6 +215,19 @@ fn check_spec(
         if e.name.trim().is_empty() {
             return Err(invalid("every exception list needs a name".into()));
         }
+        if let Some(list) = &e.list
+            && crate::shared_lists::named(list).is_none()
+        {
+            return Err(invalid(format!(
+                "exception `{}` names shared list `{list}`, which does not exist (known: {})",
+                e.name,
+                crate::shared_lists::builtin()
+                    .iter()
+                    .map(|l| l.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
     }
     Ok(LoadedRule {
         sql_line: key_line(&source.text, "sql"),

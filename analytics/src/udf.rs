@@ -21,6 +21,12 @@
 //! - `is_system_principal(user)`: whether a user name is a control-plane component doing its job
 //!   (kubelets, controllers, scheduler, kube-system service accounts, cloud-managed components);
 //!   false for an unknown (null) user.
+//! - `component_images(user_name, namespace, images)`: the images as `namespace:repository`
+//!   (tag and digest left out, Docker Hub's defaults written out) when a service account, a
+//!   node or a controller wrote the object; null when a person did. Rules match it against the
+//!   shared list of the cluster's own components.
+//! - `credentials_in(json_text)`: where credentials are written in an object: keys, and keys
+//!   inside the files and documents its values hold (an empty list when nowhere).
 //! - `is_interactive_client(user_agent)`: whether a user agent is a person's tool or a script
 //!   (kubectl, curl, python, ...) rather than a controller; an empty user agent counts as one.
 //! - `images_outside(images, registry, ...)`: the images whose registry (or registry path) is not
@@ -64,6 +70,8 @@ pub fn register_all(ctx: &SessionContext) {
         Func::ListAnyRegex,
         Func::RegisteredDomain,
         Func::SubdomainOf,
+        Func::ComponentImages,
+        Func::CredentialsIn,
     ] {
         ctx.register_udf(ScalarUDF::new_from_impl(AuditFunction::new(f)));
     }
@@ -88,6 +96,8 @@ enum Func {
     ListAnyRegex,
     RegisteredDomain,
     SubdomainOf,
+    ComponentImages,
+    CredentialsIn,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -125,6 +135,8 @@ impl ScalarUDFImpl for AuditFunction {
             Func::ListAnyRegex => "list_any_regex",
             Func::RegisteredDomain => "registered_domain",
             Func::SubdomainOf => "subdomain_of",
+            Func::ComponentImages => "component_images",
+            Func::CredentialsIn => "credentials_in",
         }
     }
 
@@ -140,6 +152,7 @@ impl ScalarUDFImpl for AuditFunction {
             Func::JsonGet => (2, usize::MAX),
             Func::JsonKey | Func::JsonKeyIsNull | Func::ListAnyRegex => (2, 2),
             Func::JsonMissingKeys => (2, usize::MAX),
+            Func::ComponentImages => (3, 3),
             _ => (1, 1),
         };
         if args.len() < min || args.len() > max {
@@ -169,13 +182,13 @@ impl ScalarUDFImpl for AuditFunction {
             | Func::RegisteredDomain
             | Func::SubdomainOf => DataType::Utf8,
             Func::ShannonEntropy => DataType::Float64,
-            Func::ImagesOutside | Func::UnpinnedImages | Func::JsonMissingKeys => {
-                DataType::List(Arc::new(datafusion::arrow::datatypes::Field::new(
-                    "item",
-                    DataType::Utf8,
-                    true,
-                )))
-            }
+            Func::ImagesOutside
+            | Func::UnpinnedImages
+            | Func::JsonMissingKeys
+            | Func::ComponentImages
+            | Func::CredentialsIn => DataType::List(Arc::new(
+                datafusion::arrow::datatypes::Field::new("item", DataType::Utf8, true),
+            )),
         })
     }
 
@@ -247,6 +260,8 @@ impl ScalarUDFImpl for AuditFunction {
                 missing_keys(&args.args[0], rows, &keys)
             }
             Func::IsSystemPrincipal => is_system_principal_column(&args.args[0], rows),
+            Func::ComponentImages => component_images(&args.args, rows),
+            Func::CredentialsIn => credentials_in_column(&args.args[0], rows),
             Func::IsInteractiveClient => is_interactive_client_column(&args.args[0], rows),
             Func::ImagesOutside => {
                 let Some(allowed) = scalar_strings(&args.args[1..])? else {
@@ -496,6 +511,73 @@ pub fn is_system_principal(user: &str) -> bool {
             user,
             "aksService" | "masterclient" | "nodeclient" | "aks-support"
         )
+}
+
+/// `component_images(user_name, namespace, images)`: the images as `namespace:repository`
+/// ([`crate::image_ref::repository`]), for matching against the list of the cluster's own
+/// components, when a workload identity wrote the object: a `system:` user (a service account,
+/// a node, a controller) or a cloud's system principal. Null when a person (or an unknown user)
+/// did: no component excuses a person.
+fn component_images(args: &[ColumnarValue], rows: usize) -> Result<ColumnarValue> {
+    use datafusion::arrow::array::ListBuilder;
+    let users = as_strings(&args[0], rows)?;
+    let namespaces = as_strings(&args[1], rows)?;
+    let images = args[2].to_array(rows)?;
+    let images = match images.data_type() {
+        DataType::List(_) => images.as_list::<i32>().clone(),
+        DataType::Null => {
+            return Ok(ColumnarValue::Scalar(ScalarValue::try_from(
+                &DataType::List(Arc::new(datafusion::arrow::datatypes::Field::new(
+                    "item",
+                    DataType::Utf8,
+                    true,
+                ))),
+            )?));
+        }
+        other => return exec_err!("component_images() needs a list of images, got {other}"),
+    };
+    let mut b = ListBuilder::new(StringBuilder::new());
+    for i in 0..images.len() {
+        let workload_identity = !users.is_null(i)
+            && (users.value(i).starts_with("system:") || is_system_principal(users.value(i)));
+        if images.is_null(i) || !workload_identity {
+            b.append(false);
+            continue;
+        }
+        let namespace = if namespaces.is_null(i) {
+            ""
+        } else {
+            namespaces.value(i)
+        };
+        let values = cast(&images.value(i), &DataType::Utf8)?;
+        for image in values.as_string::<i32>().iter().flatten() {
+            b.values().append_value(format!(
+                "{namespace}:{}",
+                crate::image_ref::repository(image)
+            ));
+        }
+        b.append(true);
+    }
+    Ok(ColumnarValue::Array(Arc::new(b.finish())))
+}
+
+/// `credentials_in(json_text)`: where credentials are written in an object
+/// ([`crate::credentials::credentials_in`]); an empty list when nowhere, null for null.
+fn credentials_in_column(arg: &ColumnarValue, rows: usize) -> Result<ColumnarValue> {
+    use datafusion::arrow::array::ListBuilder;
+    let texts = as_strings(arg, rows)?;
+    let mut b = ListBuilder::new(StringBuilder::new());
+    for i in 0..texts.len() {
+        if texts.is_null(i) {
+            b.append(false);
+            continue;
+        }
+        for place in crate::credentials::credentials_in(texts.value(i)) {
+            b.values().append_value(place);
+        }
+        b.append(true);
+    }
+    Ok(ColumnarValue::Array(Arc::new(b.finish())))
 }
 
 /// [`is_system_principal`] of every value; an unknown user (null) is not a system principal:

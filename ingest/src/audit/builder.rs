@@ -77,6 +77,8 @@ pub struct AuditBatchBuilder {
     secret_type: StringBuilder,
     token_expiration_seconds: Int64Builder,
     labels: StringBuilder,
+    owner: StringBuilder,
+    workload: StringBuilder,
     unknown_fields: StringBuilder,
     request_object: StringBuilder,
     response_object: StringBuilder,
@@ -199,6 +201,8 @@ impl AuditBatchBuilder {
             secret_type: StringBuilder::new(),
             token_expiration_seconds: Int64Builder::new(),
             labels: StringBuilder::new(),
+            owner: StringBuilder::new(),
+            workload: StringBuilder::new(),
             unknown_fields: StringBuilder::new(),
             request_object: StringBuilder::new(),
             response_object: StringBuilder::new(),
@@ -302,6 +306,8 @@ impl AuditBatchBuilder {
         self.secret_type.append_nulls(n);
         self.token_expiration_seconds.append_nulls(n);
         self.labels.append_nulls(n);
+        self.owner.append_nulls(n);
+        self.workload.append_nulls(n);
     }
 
     /// Appends one row's object facts, after the null facts of the rows before it.
@@ -341,6 +347,8 @@ impl AuditBatchBuilder {
         self.token_expiration_seconds
             .append_option(f.token_expiration_seconds);
         owned(&mut self.labels, &f.labels);
+        owned(&mut self.owner, &f.owner);
+        owned(&mut self.workload, &f.workload);
     }
 
     /// Turns the rows appended so far into a batch and empties the builder.
@@ -405,6 +413,8 @@ impl AuditBatchBuilder {
             finish_text(&mut self.secret_type),
             Arc::new(self.token_expiration_seconds.finish()),
             finish_text(&mut self.labels),
+            finish_text(&mut self.owner),
+            finish_text(&mut self.workload),
             finish_text(&mut self.unknown_fields),
             finish_text(&mut self.request_object),
             finish_text(&mut self.response_object),

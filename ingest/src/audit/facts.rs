@@ -37,10 +37,15 @@ struct K8sObject<'a, S = &'a RawValue> {
     type_: Option<String>,
 }
 
+/// An object's metadata as far as facts go. The name and the owner references are kept as
+/// JSON values: a value of an unexpected type there costs the ownership facts, not the others.
 #[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct ObjectMeta {
+    name: Option<serde_json::Value>,
     labels: Option<BTreeMap<String, serde_json::Value>>,
     annotations: Option<BTreeMap<String, serde_json::Value>>,
+    owner_references: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -49,6 +54,8 @@ struct PolicyRule {
     verbs: Option<Vec<String>>,
     resources: Option<Vec<String>>,
     api_groups: Option<Vec<String>>,
+    #[serde(rename = "nonResourceURLs")]
+    non_resource_urls: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -245,6 +252,7 @@ fn by_parts(kind: Carrier, object: &str) -> ObjectFacts {
     if let Some(labels) = obj.metadata.as_ref().and_then(|m| m.labels.as_ref()) {
         facts.labels = serde_json::to_string(labels).ok();
     }
+    ownership(obj.kind.as_deref(), obj.metadata.as_ref(), &mut facts);
     match kind {
         Carrier::Pod => {
             if let Some(spec) = obj
@@ -299,7 +307,8 @@ fn by_parts(kind: Carrier, object: &str) -> ObjectFacts {
                     extend_unique(&mut verbs, r.verbs.iter().flatten());
                     extend_unique(&mut resources, r.resources.iter().flatten());
                     extend_unique(&mut groups, r.api_groups.iter().flatten());
-                    for res in r.resources.iter().flatten() {
+                    // Non-resource URLs (`/healthz`, `/metrics`) are granted as `url:verb`.
+                    for res in r.resources.iter().chain(&r.non_resource_urls).flatten() {
                         for verb in r.verbs.iter().flatten() {
                             let grant = format!("{res}:{verb}");
                             if grants.len() < MAX_GRANTS && !grants.contains(&grant) {
@@ -381,6 +390,8 @@ impl PodObject {
         if let Some(labels) = self.meta.as_ref().and_then(|m| m.labels.as_ref()) {
             facts.labels = serde_json::to_string(labels).ok();
         }
+        let kind = facts.object_kind.clone();
+        ownership(kind.as_deref(), self.meta.as_ref(), &mut facts);
         if let Some((spec, template_meta)) = self.pod {
             // A pod's own metadata; a workload's pod template's.
             let pod_meta = match template_meta {
@@ -425,6 +436,70 @@ fn one_pass(kind: Carrier, object: &str) -> Option<ObjectFacts> {
         _ => return None,
     };
     Some(object.facts())
+}
+
+/// The object's name, its controlling owner (`Kind/name`) and the workload it belongs to, from
+/// its own metadata.
+///
+/// The workload is what a person wrote: the owner's, with the Deployment of a ReplicaSet that
+/// carries a `pod-template-hash` (`web-7d9f5c4b8` → `Deployment/web`) and the CronJob of a Job
+/// named as a CronJob names its Jobs (`backup-28391040` → `CronJob/backup`) derived from their
+/// names; the object's own kind and name when it has no owner.
+fn ownership(kind: Option<&str>, meta: Option<&ObjectMeta>, facts: &mut ObjectFacts) {
+    let Some(meta) = meta else {
+        return;
+    };
+    facts.object_name = meta
+        .name
+        .as_ref()
+        .and_then(serde_json::Value::as_str)
+        .filter(|n| !n.is_empty())
+        .map(String::from);
+    let owners = meta
+        .owner_references
+        .as_ref()
+        .and_then(serde_json::Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    fn text<'v>(o: &'v serde_json::Value, k: &str) -> Option<&'v str> {
+        o.get(k).and_then(serde_json::Value::as_str)
+    }
+    let owner = owners
+        .iter()
+        .find(|o| o.get("controller") == Some(&serde_json::Value::Bool(true)))
+        .or(owners.first())
+        .and_then(|o| Some((text(o, "kind")?, text(o, "name")?)));
+    let Some((owner_kind, owner_name)) = owner else {
+        facts.workload = kind
+            .zip(facts.object_name.as_deref())
+            .map(|(kind, name)| format!("{kind}/{name}"));
+        return;
+    };
+    facts.owner = Some(format!("{owner_kind}/{owner_name}"));
+    let template_hash = meta
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("pod-template-hash"))
+        .and_then(serde_json::Value::as_str);
+    facts.workload = Some(match (owner_kind, template_hash) {
+        ("ReplicaSet", Some(hash)) => {
+            let deployment = owner_name
+                .strip_suffix(hash)
+                .and_then(|n| n.strip_suffix('-'))
+                .or_else(|| owner_name.rsplit_once('-').map(|(d, _)| d))
+                .unwrap_or(owner_name);
+            format!("Deployment/{deployment}")
+        }
+        ("Job", _) => match owner_name.rsplit_once('-') {
+            Some((cron, minutes))
+                if minutes.len() >= 8 && minutes.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                format!("CronJob/{cron}")
+            }
+            _ => format!("Job/{owner_name}"),
+        },
+        _ => format!("{owner_kind}/{owner_name}"),
+    });
 }
 
 fn subject_text(s: &Subject) -> String {
@@ -751,6 +826,73 @@ mod tests {
                 "https://attacker.example/hook".into()
             ])
         );
+    }
+
+    #[test]
+    fn owners_name_the_workload_a_person_wrote() {
+        let pod_of = |owner_kind: &str, owner: &str, labels: &str| {
+            format!(
+                r#"{{"kind":"Pod","metadata":{{"generateName":"{owner}-","labels":{{{labels}}},
+                "ownerReferences":[{{"apiVersion":"apps/v1","kind":"{owner_kind}","name":"{owner}","uid":"u","controller":true}}]}},
+                "spec":{{"containers":[{{"image":"nginx"}}]}}}}"#
+            )
+        };
+        let facts = extract(
+            "pods",
+            None,
+            &pod_of(
+                "ReplicaSet",
+                "web-7d9f5c4b8",
+                r#""app":"web","pod-template-hash":"7d9f5c4b8""#,
+            ),
+        );
+        assert_eq!(facts.owner.as_deref(), Some("ReplicaSet/web-7d9f5c4b8"));
+        assert_eq!(facts.workload.as_deref(), Some("Deployment/web"));
+        assert_eq!(facts.object_name, None, "named by generateName");
+        // An old cluster's hash label differs from the name's suffix.
+        let facts = extract(
+            "pods",
+            None,
+            &pod_of(
+                "ReplicaSet",
+                "nginx-deployment-5cdcc99dbf",
+                r#""pod-template-hash":"1787755869""#,
+            ),
+        );
+        assert_eq!(
+            facts.workload.as_deref(),
+            Some("Deployment/nginx-deployment")
+        );
+        // A ReplicaSet without the label is nobody's Deployment.
+        let facts = extract("pods", None, &pod_of("ReplicaSet", "bare-rs", ""));
+        assert_eq!(facts.workload.as_deref(), Some("ReplicaSet/bare-rs"));
+        let facts = extract("pods", None, &pod_of("Job", "backup-28391040", ""));
+        assert_eq!(facts.workload.as_deref(), Some("CronJob/backup"));
+        let facts = extract("pods", None, &pod_of("Job", "migrate-v2", ""));
+        assert_eq!(facts.workload.as_deref(), Some("Job/migrate-v2"));
+        let facts = extract("pods", None, &pod_of("DaemonSet", "kube-proxy", ""));
+        assert_eq!(facts.workload.as_deref(), Some("DaemonSet/kube-proxy"));
+        // The ReplicaSet itself, and a workload nobody owns.
+        let rs = r#"{"kind":"ReplicaSet","metadata":{"name":"web-7d9f5c4b8","labels":{"pod-template-hash":"7d9f5c4b8"},
+            "ownerReferences":[{"kind":"Deployment","name":"web","controller":true}]},
+            "spec":{"template":{"spec":{"containers":[{"image":"nginx"}]}}}}"#;
+        let facts = extract("replicasets", None, rs);
+        assert_eq!(facts.workload.as_deref(), Some("Deployment/web"));
+        assert_eq!(facts.object_name.as_deref(), Some("web-7d9f5c4b8"));
+        let bare = r#"{"kind":"Pod","metadata":{"name":"shell"},"spec":{"containers":[{"image":"alpine"}]}}"#;
+        let facts = extract("pods", None, bare);
+        assert_eq!(
+            (facts.owner, facts.workload.as_deref()),
+            (None, Some("Pod/shell"))
+        );
+        // Owners of a shape no controller writes cost the ownership, not the other facts.
+        let odd = bare.replace(
+            r#""name":"shell""#,
+            r#""name":7,"ownerReferences":{"kind":1}"#,
+        );
+        let facts = extract("pods", None, &odd);
+        assert_eq!((facts.owner, facts.workload), (None, None));
+        assert_eq!(facts.images, Some(vec!["alpine".to_string()]));
     }
 
     #[test]

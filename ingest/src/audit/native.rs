@@ -215,6 +215,18 @@ pub(super) fn fill_objects<'a>(
             row.facts = Some(Box::new(facts::extract(resource, subresource, obj)));
         }
     }
+    // A controller's create names the object by `generateName`, so its `objectRef` has no
+    // name: the name is the object's (the response's, where the request has none).
+    if row.verb.as_deref() == Some("create") && row.name.as_deref().is_none_or(str::is_empty) {
+        let named = row
+            .facts
+            .as_ref()
+            .and_then(|f| f.object_name.clone())
+            .or_else(|| response.as_deref().and_then(object_name));
+        if let Some(name) = named {
+            row.name = Some(Cow::Owned(name));
+        }
+    }
     if redact::needs_redaction(resource, subresource) {
         row.request_object = request.and_then(|o| redacted(resource, o));
         row.response_object = response.and_then(|o| redacted(resource, o));
@@ -222,6 +234,20 @@ pub(super) fn fill_objects<'a>(
         row.request_object = request;
         row.response_object = response;
     }
+}
+
+/// `metadata.name` of an object given as JSON text.
+fn object_name(object: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        metadata: Option<Metadata>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Metadata {
+        name: Option<String>,
+    }
+    let named: Named = serde_json::from_str(object).ok()?;
+    named.metadata?.name.filter(|n| !n.is_empty())
 }
 
 /// An object with its secrets replaced ([`redact::redact`]), borrowing from the input where

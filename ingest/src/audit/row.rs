@@ -122,6 +122,12 @@ pub struct ObjectFacts {
     pub secret_type: Option<String>,
     pub token_expiration_seconds: Option<i64>,
     pub labels: Option<String>,
+    /// `metadata.name` of the object (a controller's pod has none in its `objectRef`).
+    pub object_name: Option<String>,
+    /// The controlling owner, as `Kind/name`.
+    pub owner: Option<String>,
+    /// The workload the object belongs to, as `Kind/name`.
+    pub workload: Option<String>,
 }
 
 /// Clears one column's value of a row.

@@ -83,9 +83,18 @@ fn owned(text: Option<Cow<'_, str>>) -> Option<String> {
 /// AppArmor profiles (the only ones a fact comes from).
 fn meta(r: &mut JsonReader<'_>) -> Step<Option<ObjectMeta>> {
     let mut meta = ObjectMeta::default();
-    let mut seen = [false; 2];
+    let mut seen = [false; 4];
     let read = r.object(|r, _, name| {
         match name.as_ref() {
+            // Kept as JSON values, as serde_json keeps them; they are small.
+            "name" => {
+                first(&mut seen[2])?;
+                meta.name = value(r)?;
+            }
+            "ownerReferences" => {
+                first(&mut seen[3])?;
+                meta.owner_references = value(r)?;
+            }
             "labels" => {
                 first(&mut seen[0])?;
                 meta.labels = strings(r, |_| true)?;
@@ -101,6 +110,15 @@ fn meta(r: &mut JsonReader<'_>) -> Step<Option<ObjectMeta>> {
         Ok(())
     })?;
     Ok(read.then_some(meta))
+}
+
+/// Any value as serde_json reads it into an `Option<Value>` (`null`: `None`).
+fn value(r: &mut JsonReader<'_>) -> Step<Option<Value>> {
+    let raw = r.raw()?;
+    match serde_json::from_str::<Option<Value>>(raw) {
+        Ok(v) => Ok(v),
+        Err(_) => Err(GiveUp),
+    }
 }
 
 /// A map of strings (labels, annotations), keeping the members whose names `keep` accepts;
