@@ -41,6 +41,13 @@ pub enum RulesCommand {
         #[arg(long)]
         no_builtin: bool,
     },
+    /// Show the shared exception lists (the cluster's own components, ...): what rules allow
+    /// through them, which rules use them, and what a config adds.
+    Lists {
+        /// Configuration file whose `[rules.lists]` additions to show.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Translate Sigma rules for Kubernetes audit logs into audithound rule files.
     ImportSigma {
         /// Sigma rule files or directories of them.
@@ -59,8 +66,51 @@ pub fn run(command: RulesCommand) -> anyhow::Result<ExitCode> {
         RulesCommand::List { rules, format } => list(&rules, format, &catalog),
         RulesCommand::Validate { paths } => validate(&paths, &catalog),
         RulesCommand::Test { paths, no_builtin } => test(&paths, no_builtin, &catalog),
+        RulesCommand::Lists { config } => lists(config.as_deref(), &catalog),
         RulesCommand::ImportSigma { paths, out } => import_sigma(&paths, out.as_deref(), &catalog),
     }
+}
+
+/// Prints every shared list: its description, the rules that use it, its values and what the
+/// config adds (marked).
+fn lists(config: Option<&std::path::Path>, catalog: &Catalog) -> anyhow::Result<ExitCode> {
+    let config = crate::config::Config::load(config)?;
+    let (pack, _) = RulePack::load(&[], catalog);
+    let mut out = std::io::stdout().lock();
+    for list in audithound_analytics::shared_lists::builtin() {
+        let users: Vec<&str> = pack
+            .rules()
+            .filter(|r| {
+                r.spec
+                    .exceptions
+                    .iter()
+                    .any(|e| e.list.as_deref() == Some(list.name.as_str()))
+            })
+            .map(|r| r.spec.id.as_str())
+            .collect();
+        let added = config
+            .rules
+            .lists
+            .get(&list.name)
+            .cloned()
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "{}: {} ({} values, {} from the config; used by {})",
+            list.name,
+            list.description.trim(),
+            list.values.len() + added.len(),
+            added.len(),
+            users.join(", ")
+        )?;
+        for value in &list.values {
+            writeln!(out, "  {value}")?;
+        }
+        for value in &added {
+            writeln!(out, "  {value}  (config)")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn list(dirs: &[PathBuf], format: Option<Format>, catalog: &Catalog) -> anyhow::Result<ExitCode> {

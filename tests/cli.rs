@@ -520,6 +520,81 @@ fn config_file_sets_parameters_extends_exceptions_and_disables_rules() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such.toml"));
 }
 
+/// A node agent of the user's own, which the built-in list of the cluster's components does not
+/// know: reported until the config adds it to the shared list, which `rules lists` shows.
+#[test]
+fn a_config_adds_the_clusters_own_components_for_every_rule_and_rules_lists_shows_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    std::fs::write(
+        &log,
+        r#"{"kind":"Event","auditID":"n1","stage":"ResponseComplete","verb":"create","user":{"username":"system:serviceaccount:kube-system:daemon-set-controller"},"objectRef":{"resource":"pods","namespace":"monitoring"},"responseStatus":{"code":201},"requestObject":{"kind":"Pod","metadata":{"generateName":"agent-","ownerReferences":[{"kind":"DaemonSet","name":"agent","controller":true}]},"spec":{"hostPID":true,"containers":[{"name":"a","image":"quay.io/acme/node-agent:2.1","securityContext":{"privileged":true}}]}},"stageTimestamp":"2024-05-01T10:00:00Z"}
+"#,
+    )
+    .unwrap();
+    let config = dir.path().join("audithound.toml");
+    std::fs::write(
+        &config,
+        "[rules.lists]\ncluster_components = [\"monitoring:quay.io/acme/node-agent\"]\n",
+    )
+    .unwrap();
+    let rules_of = |args: &[&str]| -> Vec<String> {
+        let out = run(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        findings(&out)
+            .iter()
+            .map(|f| f["rule_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let reported = rules_of(&["scan", log.to_str().unwrap()]);
+    assert!(
+        reported.contains(&"privileged-container".to_string())
+            && reported.contains(&"host-namespaces".to_string()),
+        "{reported:?}"
+    );
+    let excepted = rules_of(&[
+        "scan",
+        "--config",
+        config.to_str().unwrap(),
+        log.to_str().unwrap(),
+    ]);
+    assert!(excepted.is_empty(), "{excepted:?}");
+
+    let listed = run(&["rules", "lists", "--config", config.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success());
+    assert!(
+        text.contains("  kube-system:registry.k8s.io/kube-proxy\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  monitoring:quay.io/acme/node-agent  (config)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("used by ") && text.contains("privileged-container"),
+        "{text}"
+    );
+
+    std::fs::write(&config, "[rules.lists]\nno_such_list = [\"x\"]\n").unwrap();
+    let out = run(&[
+        "scan",
+        "--config",
+        config.to_str().unwrap(),
+        log.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no_such_list"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn sigma_rules_import_to_files_that_validate_and_run_directly_from_rules_dirs() {
     let out_dir = tempfile::tempdir().unwrap();
