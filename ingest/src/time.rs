@@ -106,21 +106,7 @@ fn loose_parse(b: &[u8]) -> Option<i64> {
     }
     let mut micros = 0i64;
     if matches!(b.get(i), Some(b'.' | b',')) {
-        i += 1;
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            if i - start < 6 {
-                micros = micros * 10 + i64::from(b[i] - b'0');
-            }
-            i += 1;
-        }
-        let n = i - start;
-        if n == 0 {
-            return None;
-        }
-        for _ in n..6 {
-            micros *= 10;
-        }
+        (micros, i) = fraction(b, i + 1)?;
     }
     let zone = std::str::from_utf8(&b[i..]).ok()?.trim_start();
     let offset = zone_offset_secs(zone)?;
@@ -207,21 +193,7 @@ fn fast_parse(b: &[u8]) -> Option<i64> {
     let mut i = 19;
     let mut micros = 0i64;
     if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            if i - start < 6 {
-                micros = micros * 10 + i64::from(b[i] - b'0');
-            }
-            i += 1;
-        }
-        let n = i - start;
-        if n == 0 {
-            return None;
-        }
-        for _ in n..6 {
-            micros *= 10;
-        }
+        (micros, i) = fraction(b, i + 1)?;
     }
     let offset_secs = match b.get(i)? {
         b'Z' | b'z' if i + 1 == b.len() => 0,
@@ -235,6 +207,28 @@ fn fast_parse(b: &[u8]) -> Option<i64> {
     };
     let secs = minute + sec - offset_secs;
     Some(secs * 1_000_000 + micros)
+}
+
+/// The fraction of a second whose digits start at `start` (after its `.`): microseconds (digits
+/// past the sixth are dropped) and where the digits end; `None` without any digit.
+#[inline]
+fn fraction(b: &[u8], start: usize) -> Option<(i64, usize)> {
+    let mut i = start;
+    let mut micros = 0i64;
+    while i < b.len() && b[i].is_ascii_digit() {
+        if i - start < 6 {
+            micros = micros * 10 + i64::from(b[i] - b'0');
+        }
+        i += 1;
+    }
+    let n = i - start;
+    if n == 0 {
+        return None;
+    }
+    for _ in n..6 {
+        micros *= 10;
+    }
+    Some((micros, i))
 }
 
 /// Seconds since the epoch of the date, hour and minute that `b` starts with

@@ -348,6 +348,19 @@ impl Tailer {
         } else {
             start_offset(&id).unwrap_or(0)
         };
+        self.follow(id.clone(), path, file, offset, events)
+            .then_some(id)
+    }
+
+    /// Starts following an open file of a known identity from `offset`; whether it could.
+    fn follow(
+        &mut self,
+        id: FileId,
+        path: PathBuf,
+        file: File,
+        offset: u64,
+        events: &mut Vec<TailEvent>,
+    ) -> bool {
         match Follower::new(
             id.clone(),
             path.clone(),
@@ -357,12 +370,12 @@ impl Tailer {
         ) {
             Ok(f) => {
                 tracing::info!(file = %path.display(), offset, "following");
-                self.followers.insert(id.clone(), f);
-                Some(id)
+                self.followers.insert(id, f);
+                true
             }
             Err(e) => {
                 self.problem(&path, describe(&e), events);
-                None
+                false
             }
         }
     }
@@ -399,19 +412,8 @@ impl Tailer {
                     0
                 }
             });
-            match Follower::new(
-                id.clone(),
-                path.clone(),
-                file,
-                offset,
-                self.options.max_line,
-            ) {
-                Ok(f) => {
-                    tracing::info!(file = %path.display(), offset, "following");
-                    self.followers.insert(id.clone(), f);
-                    current.insert(id);
-                }
-                Err(e) => self.problem(&path, describe(&e), events),
+            if self.follow(id.clone(), path, file, offset, events) {
+                current.insert(id);
             }
         }
         current
