@@ -128,6 +128,10 @@ pub const BUILTIN_RULES: &[(&str, &str)] = &[
         include_str!("../rules/nxdomain-burst.yaml"),
     ),
     (
+        "object-created-or-deleted.yaml",
+        include_str!("../rules/object-created-or-deleted.yaml"),
+    ),
+    (
         "offensive-tool-user-agent.yaml",
         include_str!("../rules/offensive-tool-user-agent.yaml"),
     ),

@@ -495,7 +495,8 @@ fn is_interactive_client_column(arg: &ColumnarValue, rows: usize) -> Result<Colu
 
 /// Control-plane identities doing their jobs: every `system:` user except anonymous, `system:admin`
 /// and service accounts outside kube-system; kube-system service accounts; EKS `eks:` components;
-/// AKS `aksService`, `masterclient`, `nodeclient`.
+/// AKS `aksService` (its control plane) and `nodeclient` (its kubelets); not `masterclient`,
+/// the user of AKS's cluster-admin credentials, which people use.
 pub fn is_system_principal(user: &str) -> bool {
     if let Some(sa) = user.strip_prefix("system:serviceaccount:") {
         return sa.starts_with("kube-system:");
@@ -506,11 +507,7 @@ pub fn is_system_principal(user: &str) -> bool {
             "system:anonymous" | "system:admin" | "system:unauthenticated"
         );
     }
-    user.starts_with("eks:")
-        || matches!(
-            user,
-            "aksService" | "masterclient" | "nodeclient" | "aks-support"
-        )
+    user.starts_with("eks:") || matches!(user, "aksService" | "nodeclient" | "aks-support")
 }
 
 /// `component_images(user_name, namespace, images)`: the images as `namespace:repository`
@@ -896,6 +893,8 @@ mod tests {
             "system:serviceaccount:default:app",
             "alice@example.com",
             "kubernetes-admin",
+            // AKS's cluster-admin credentials, in people's hands.
+            "masterclient",
         ] {
             assert!(!is_system_principal(u), "{u}");
         }

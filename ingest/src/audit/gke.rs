@@ -42,7 +42,11 @@ pub(crate) fn row<'a>(
 ) -> Result<(AuditRow<'a>, bool), DecodeError> {
     let stamped = present(env.timestamp).map(timestamp_value).transpose()?;
     let received = added_time(&env.unknown, &ENTRY_TIME_MEMBERS[..1]);
-    let own = stamped.or(received);
+    let in_payload = p
+        .timestamp
+        .and_then(|t| present(Some(t.get())))
+        .and_then(|t| timestamp_value(t).ok());
+    let own = stamped.or(received).or(in_payload);
     let ts = match own {
         Some(ts) => ts,
         None => added_time(&env.unknown, &ENTRY_TIME_MEMBERS[1..])
@@ -93,7 +97,7 @@ pub(crate) fn row<'a>(
         reason: labels.reason,
         pod_security_violations: labels.pod_security_violations,
         annotations: env.labels.map(Cow::Borrowed),
-        response_code: Some(code),
+        response_code: code,
         response_message: p
             .status
             .as_ref()
@@ -105,6 +109,8 @@ pub(crate) fn row<'a>(
         row.source_ips = meta.caller_ip.clone().map(|ip| vec![ip]);
         row.user_agent = meta.caller_supplied_user_agent.clone();
     }
+    row.request_uri =
+        request_uri(p.method_name.as_deref(), p.resource_name.as_deref()).map(Cow::Owned);
     fill_target(p.method_name.clone(), p.resource_name.clone(), &mut row);
     fill_objects(
         &mut row,
@@ -120,6 +126,9 @@ pub(crate) fn row<'a>(
 pub(crate) struct ProtoPayload<'a> {
     #[serde(borrow)]
     pub service_name: Option<Cow<'a, str>>,
+    /// Raw JSON; some exporters put the entry's time here.
+    #[serde(borrow)]
+    pub timestamp: Option<&'a RawValue>,
     #[serde(borrow)]
     pub method_name: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -210,9 +219,10 @@ pub(crate) fn is_kubernetes_api(p: &ProtoPayload<'_>) -> bool {
 
 /// The outcome of a call whose entry may lack a status: the HTTP status and the
 /// authorization decision. A google.rpc status code maps to the HTTP status the apiserver
-/// would have answered; without one (or with OK), a `Failure` Status in the response gives its
-/// code, and a permission the authorizer did not grant gives 403.
-pub(crate) fn outcome(p: &ProtoPayload<'_>) -> (i32, Option<&'static str>) {
+/// would have answered (an empty status is OK); without one, a `Failure` Status in the
+/// response gives its code, and a permission the authorizer did not grant gives 403. `None`
+/// when the entry tells nothing of the outcome.
+pub(crate) fn outcome(p: &ProtoPayload<'_>) -> (Option<i32>, Option<&'static str>) {
     let checked = p.authorization_info.as_deref().unwrap_or_default();
     let denied = checked.iter().any(|a| a.granted == Some(false));
     let decision = match (checked.is_empty(), denied) {
@@ -221,16 +231,56 @@ pub(crate) fn outcome(p: &ProtoPayload<'_>) -> (i32, Option<&'static str>) {
         (false, false) => Some("allow"),
     };
     if let Some(code) = p.status.as_ref().and_then(|s| s.code).filter(|c| *c != 0) {
-        return (http_status(code), decision);
+        return (Some(http_status(code)), decision);
     }
     if let Some(failure) = p
         .response
         .and_then(|r| serde_json::from_str::<ResponseStatus>(r.get()).ok())
         .filter(|r| r.status.as_deref() == Some("Failure"))
     {
-        return (failure.code.unwrap_or(500), decision);
+        return (Some(failure.code.unwrap_or(500)), decision);
     }
-    (if denied { 403 } else { 200 }, decision)
+    let code = if denied {
+        Some(403)
+    } else if p.status.is_some() || decision.is_some() || p.response.is_some() {
+        Some(200)
+    } else {
+        None
+    };
+    (code, decision)
+}
+
+/// The paths the API server serves that are not resources: health, version, discovery.
+const NON_RESOURCE_PATHS: [&str; 8] = [
+    "healthz", "livez", "readyz", "version", "metrics", "openapi", "api", "apis",
+];
+
+/// The request URI the API server saw, rebuilt from the resource name (an entry has none of its
+/// own): `core/v1/namespaces/ns/pods/p` → `/api/v1/namespaces/ns/pods/p`,
+/// `apps/v1/...` → `/apis/apps/v1/...`; a health or discovery path (`readyz`, `/readyz`,
+/// `core/v1/healthz`, or only a method `io.k8s.readyz`) → `/readyz`.
+pub(crate) fn request_uri(method: Option<&str>, resource_name: Option<&str>) -> Option<String> {
+    let name = resource_name
+        .map(|n| n.trim_matches('/'))
+        .filter(|n| !n.is_empty());
+    let Some(name) = name else {
+        // `io.k8s.readyz`: a non-resource path named by the method alone.
+        let last = method?.strip_prefix("io.k8s.")?.rsplit('.').next()?;
+        return NON_RESOURCE_PATHS
+            .contains(&last)
+            .then(|| format!("/{last}"));
+    };
+    let segs: Vec<&str> = name.split('/').collect();
+    if let Some(path) = segs.iter().position(|s| NON_RESOURCE_PATHS.contains(s))
+        && (path == 0 || segs.len() <= 3)
+    {
+        return Some(format!("/{}", segs[path..].join("/")));
+    }
+    match segs.as_slice() {
+        ["core", version, rest @ ..] => Some(format!("/api/{version}/{}", rest.join("/"))),
+        [_, _, _, ..] => Some(format!("/apis/{name}")),
+        _ => Some(format!("/{name}")),
+    }
 }
 
 /// A `Status` object as a failed call's response: its outcome and HTTP code.
@@ -448,6 +498,33 @@ mod tests {
         let mut row = AuditRow::default();
         fill_target(None, Some("core/v1/namespaces/kube-system"), &mut row);
         assert_eq!(row.resource.as_deref(), Some("namespaces"));
+    }
+
+    #[test]
+    fn request_uris_are_rebuilt_from_resource_names() {
+        let uri = |m: Option<&str>, n: Option<&str>| request_uri(m, n);
+        assert_eq!(
+            uri(None, Some("core/v1/namespaces/default/pods/web-0/exec")).as_deref(),
+            Some("/api/v1/namespaces/default/pods/web-0/exec")
+        );
+        assert_eq!(
+            uri(
+                None,
+                Some("rbac.authorization.k8s.io/v1/clusterrolebindings/admin")
+            )
+            .as_deref(),
+            Some("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/admin")
+        );
+        for name in ["readyz", "/readyz", "core/v1/readyz"] {
+            assert_eq!(uri(None, Some(name)).as_deref(), Some("/readyz"), "{name}");
+        }
+        assert_eq!(uri(Some("io.k8s.readyz"), None).as_deref(), Some("/readyz"));
+        assert_eq!(uri(Some("io.k8s.core.v1.pods.list"), None), None);
+        // A resource that is named like a path is still a resource.
+        assert_eq!(
+            uri(None, Some("core/v1/namespaces/version/pods/x")).as_deref(),
+            Some("/api/v1/namespaces/version/pods/x")
+        );
     }
 
     #[test]

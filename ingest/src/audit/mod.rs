@@ -585,6 +585,17 @@ impl AuditDecoder {
             self.decode_embedded(log.get(), inner, depth, out);
             return Ok(());
         }
+        // Another log category of a cloud's diagnostic records (Azure's Administrative, say).
+        if env
+            .category
+            .as_deref()
+            .is_some_and(|cat| !cat.starts_with("kube-audit"))
+            && env.kind.is_none()
+            && env.proto_payload.is_none()
+        {
+            out.skipped += 1;
+            return Ok(());
+        }
         // GKE Cloud Audit Logs entry.
         if let Some(payload) = env.proto_payload {
             return self.gke_event(&env, payload, bytes, around, out);

@@ -5,9 +5,8 @@
 //! object as a JSON string. Such an event is still judged: its time is taken from the fields a
 //! data lake or collector adds (Panther's `p_event_time`, `@timestamp`, ...), then from the
 //! records around it (a CloudWatch event's, a container runtime's, else the event before it in
-//! the same file), then the time it was read;
-//! an event without an audit id gets one derived from its content, so that reading it again
-//! gives the same id.
+//! the same file), then the time it was read; an event without an audit id gets one derived
+//! from its content, so that reading it again gives the same id.
 
 use std::borrow::Cow;
 
