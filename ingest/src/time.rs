@@ -15,6 +15,12 @@ pub fn parse_rfc3339_micros(text: &str) -> Result<i64, DecodeError> {
     fast_parse(text.as_bytes()).ok_or_else(|| DecodeError::BadTimestamp(text.to_string()))
 }
 
+/// [`parse_rfc3339_micros`] without an error to build: `None` for anything else.
+#[inline]
+pub fn parse_rfc3339_fast(text: &str) -> Option<i64> {
+    fast_parse(text.as_bytes())
+}
+
 /// Parses a timestamp in any form audit logs arrive in (RFC 3339, and the rewrites of log
 /// pipelines and data lakes listed in the module's doc) into microseconds since the Unix epoch.
 /// A date and time without a zone is UTC. Digits alone are a count since the epoch, its unit

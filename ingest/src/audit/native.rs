@@ -16,7 +16,7 @@ use super::event::{Envelope, KnownAnnotations, is_null};
 use super::row::AuditRow;
 use super::{facts, redact};
 use crate::error::DecodeError;
-use crate::time::parse_timestamp_micros;
+use crate::time::{parse_rfc3339_fast, parse_timestamp_micros};
 
 /// What the records around an event (wrappers, envelopes, the line it came in) tell about it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -339,6 +339,15 @@ fn percent_decode(s: &str) -> String {
 /// A timestamp given as raw JSON: a string in any form [`parse_timestamp_micros`] reads, or a
 /// number of seconds, milliseconds, microseconds or nanoseconds since the epoch.
 pub(super) fn timestamp_value(raw: &str) -> Result<i64, DecodeError> {
+    // The apiserver's own `"2024-05-01T10:00:00.123456Z"`, read at once: a string with an
+    // escape in it is never that shape, so it reaches the general reading below.
+    if let Some(micros) = raw
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .and_then(parse_rfc3339_fast)
+    {
+        return Ok(micros);
+    }
     let text = raw.trim();
     if text.starts_with('"') {
         return match json_text(text) {

@@ -86,10 +86,11 @@ fn meta(r: &mut JsonReader<'_>) -> Step<Option<ObjectMeta>> {
     let mut seen = [false; 4];
     let read = r.object(|r, _, name| {
         match name.as_ref() {
-            // Kept as JSON values, as serde_json keeps them; they are small.
+            // Kept as JSON values, as serde_json keeps them: the name as the string it is (any
+            // other value gives up), the owners as read by serde_json (they are small).
             "name" => {
                 first(&mut seen[2])?;
-                meta.name = value(r)?;
+                meta.name = r.opt_string()?.map(|n| Value::String(n.into_owned()));
             }
             "ownerReferences" => {
                 first(&mut seen[3])?;
