@@ -3,10 +3,12 @@
 //! One entry point, [`AuditDecoder::decode`], takes one framed record (a line, or a pretty-printed
 //! document) and recognises its shape by its fields: a native `audit.k8s.io` Event (v1, v1beta1,
 //! older partial shapes), an `EventList` or a JSON array of events, an AKS diagnostic record or
-//! Event Hub batch, a GKE Cloud Audit Logs entry, a CloudWatch Logs subscription envelope (EKS) or
-//! one exported CloudWatch event. Rows go into Arrow builders; `flush` yields a batch. Like
-//! arrow-json's decoder, it never owns the input source, so files, the tailer and a webhook body
-//! all feed it the same way.
+//! Event Hub batch, a GKE Cloud Audit Logs entry, a CloudWatch Logs subscription envelope (EKS),
+//! one exported CloudWatch event, or an event inside a collector's record (a container runtime's
+//! log line, a Splunk HEC event, an Elastic document, a syslog line); events as data lakes and
+//! test suites leave them are read too (`native.rs`). Rows go into Arrow builders; `flush` yields
+//! a batch. Like arrow-json's decoder, it never owns the input source, so files, the tailer and a
+//! webhook body all feed it the same way.
 
 mod builder;
 mod event;
