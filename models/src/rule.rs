@@ -75,10 +75,10 @@ pub struct DedupSpec {
 /// A named allow-list: rows whose `column` holds one of `values` are dropped.
 ///
 /// A value ending in `*` matches every value with that prefix; a `*` anywhere else matches any
-/// run of characters but `/` (`602401143452.dkr.ecr.*.amazonaws.com/eks/kube-proxy`). For list
-/// columns, a row is dropped when every element matches. `list` names a shared list (the
-/// built-in pack's `lists/`) whose values the list holds too, so that one list of the cluster's
-/// own components serves every rule.
+/// run of characters but `/` and `:` (`602401143452.dkr.ecr.*.amazonaws.com/eks/kube-proxy`).
+/// For list columns, a row is dropped when every element matches. `list` names a shared list
+/// (the built-in pack's `lists/`) whose values the list holds too, so that one list of the
+/// cluster's own components serves every rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExceptionList {
