@@ -22,6 +22,8 @@ struct State<T> {
     items: VecDeque<(T, usize)>,
     /// Bytes of the items queued or handed out and not released yet.
     held: usize,
+    /// Producers waiting in `push` now.
+    waiting: usize,
     closed: bool,
 }
 
@@ -32,6 +34,7 @@ impl<T> Backlog<T> {
             state: Mutex::new(State {
                 items: VecDeque::new(),
                 held: 0,
+                waiting: 0,
                 closed: false,
             }),
             changed: Condvar::new(),
@@ -50,7 +53,9 @@ impl<T> Backlog<T> {
     pub fn push(&self, item: T, bytes: usize) -> Result<(), T> {
         let mut state = self.lock();
         while !state.closed && state.held > 0 && state.held + bytes > self.limit {
+            state.waiting += 1;
             state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+            state.waiting -= 1;
         }
         if state.closed {
             return Err(item);
@@ -97,6 +102,12 @@ impl<T> Backlog<T> {
     pub fn held(&self) -> usize {
         self.lock().held
     }
+
+    /// How many producers wait in `push` now, for the backlog being full: the work upstream
+    /// of the backlog is held up by the consumer.
+    pub fn blocked_producers(&self) -> usize {
+        self.lock().waiting
+    }
 }
 
 #[cfg(test)]
@@ -104,7 +115,16 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
+
+    /// Waits until `n` producers are blocked in `push` (a minute at most).
+    fn until_blocked<T>(backlog: &Backlog<T>, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while backlog.blocked_producers() != n {
+            assert!(Instant::now() < deadline, "no producer blocked");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
 
     #[test]
     fn a_full_backlog_blocks_the_producer_until_bytes_are_released() {
@@ -121,11 +141,13 @@ mod tests {
         });
         // Taking items out does not free their bytes: the consumer still holds them.
         assert_eq!(backlog.pop(), Some(("a", 60)));
-        std::thread::sleep(Duration::from_millis(100));
+        until_blocked(&backlog, 1);
         assert!(!pushed.load(Ordering::SeqCst), "pushed past the limit");
+        assert_eq!(backlog.held(), 100);
         backlog.release(60);
         producer.join().expect("producer");
         assert!(pushed.load(Ordering::SeqCst));
+        assert_eq!(backlog.blocked_producers(), 0);
         assert_eq!(backlog.held(), 50);
         assert_eq!(backlog.try_pop(), Some(("b", 40)));
         assert_eq!(backlog.try_pop(), Some(("c", 10)));
@@ -147,7 +169,7 @@ mod tests {
             let backlog = Arc::clone(&backlog);
             move || backlog.push(2, 10)
         });
-        std::thread::sleep(Duration::from_millis(50));
+        until_blocked(&backlog, 1);
         backlog.close();
         assert_eq!(producer.join().expect("producer"), Err(2));
         assert_eq!(backlog.pop(), Some((1, 10)), "queued items are drained");

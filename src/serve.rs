@@ -679,12 +679,21 @@ fn persist_loop(
             .persist_backlog_bytes
             .store(waiting as u64, Ordering::Relaxed);
         if started.elapsed() > SLOW_PERSIST {
-            tracing::warn!(
-                ms = started.elapsed().as_millis() as u64,
-                backlog_mib = waiting >> 20,
-                "writing the capture store stalled (a busy disk); findings are not delayed, \
-                 judged batches wait in memory"
-            );
+            if backlog.blocked_producers() > 0 {
+                tracing::warn!(
+                    ms = started.elapsed().as_millis() as u64,
+                    backlog_mib = waiting >> 20,
+                    "writing the capture store stalled (a busy disk) and the backlog is full: \
+                     judging waits for the disk, and the tailer falls behind the log"
+                );
+            } else {
+                tracing::warn!(
+                    ms = started.elapsed().as_millis() as u64,
+                    backlog_mib = waiting >> 20,
+                    "writing the capture store stalled (a busy disk); findings are not delayed, \
+                     judged batches wait in memory"
+                );
+            }
         }
         if last_wal_checkpoint.elapsed() > WAL_CHECKPOINT_EVERY {
             if let Err(e) = wal.checkpoint() {
