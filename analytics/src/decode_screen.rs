@@ -147,24 +147,9 @@ mod tests {
     use audithound_models::TableKind;
     use datafusion::arrow::array::{ArrayRef, Int32Array, StringArray};
     use datafusion::arrow::datatypes::Schema;
-    use datafusion::prelude::SessionContext;
 
     fn screen_of(sql: &str) -> Prescreen {
-        let ctx = SessionContext::new();
-        crate::udf::register_all(&ctx);
-        let schema = TableKind::Audit.schema();
-        ctx.register_batch("audit", RecordBatch::new_empty(schema))
-            .expect("register");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
-        let plan = rt.block_on(async {
-            ctx.sql(sql)
-                .await
-                .expect("plans")
-                .into_optimized_plan()
-                .expect("optimizes")
-        });
+        let (ctx, plan) = crate::test_plans::audit_plan(sql);
         let columns = ScreenedColumns::of(TableKind::Audit);
         Prescreen::for_plan(&ctx.state(), &plan, TableKind::Audit, "audit", &columns)
             .expect("a screen")

@@ -23,6 +23,8 @@ pub mod rules;
 pub mod shared_lists;
 pub mod sigma;
 pub mod store;
+#[cfg(test)]
+mod test_plans;
 pub mod testing;
 pub mod udf;
 

@@ -625,24 +625,9 @@ fn conjuncts_on(predicate: &Expr, names: &[String], constants: bool) -> Option<E
 mod tests {
     use super::*;
     use datafusion::arrow::array::{Int32Array, StringArray};
-    use datafusion::prelude::SessionContext;
 
     fn plan(sql: &str) -> LogicalPlan {
-        let ctx = SessionContext::new();
-        crate::udf::register_all(&ctx);
-        let schema = TableKind::Audit.schema();
-        ctx.register_batch("audit", RecordBatch::new_empty(schema))
-            .expect("register");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
-            ctx.sql(sql)
-                .await
-                .expect("plans")
-                .into_optimized_plan()
-                .expect("optimizes")
-        })
+        crate::test_plans::audit_plan(sql).1
     }
 
     fn names() -> Vec<String> {
@@ -723,17 +708,10 @@ mod tests {
     }
 
     fn screen(sql: &str) -> Prescreen {
-        let ctx = SessionContext::new();
-        crate::udf::register_all(&ctx);
+        let (ctx, plan) = crate::test_plans::audit_plan(sql);
         let columns = ScreenedColumns::of(TableKind::Audit);
-        Prescreen::for_plan(
-            &ctx.state(),
-            &plan(sql),
-            TableKind::Audit,
-            "audit",
-            &columns,
-        )
-        .expect("screen")
+        Prescreen::for_plan(&ctx.state(), &plan, TableKind::Audit, "audit", &columns)
+            .expect("screen")
     }
 
     #[test]

@@ -6,7 +6,6 @@
 use std::collections::BTreeSet;
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -17,14 +16,11 @@ use audithound_ingest::tail::{TailEvent, Tailer, TailerOptions};
 const LINES: usize = 6_100;
 const LINES_PER_ROTATION: usize = 250;
 
-fn copytruncate(log: &Path) {
-    let _ = std::fs::copy(log, log.with_extension("log.1"));
-    OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(log)
-        .unwrap();
-}
+// Only copytruncate is used here.
+#[allow(dead_code)]
+#[path = "../src/tail/test_files.rs"]
+mod test_files;
+use test_files::copytruncate;
 
 #[test]
 fn lines_written_in_two_pieces_across_copytruncate_are_never_read_twice() {

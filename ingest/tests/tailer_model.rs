@@ -5,9 +5,8 @@
 //! the pieces, so that a freshly truncated file starts with the second piece of a line, or with
 //! an incomplete first line when the tailer looks at it.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::path::Path;
+#[path = "../src/tail/test_files.rs"]
+mod test_files;
 
 use audithound_ingest::tail::follower::FollowItem;
 use audithound_ingest::tail::{TailEvent, Tailer, TailerOptions};
@@ -37,15 +36,7 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn append(path: &Path, text: &str) {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-}
+use test_files::{append, copytruncate};
 
 fn read(t: &mut Tailer, out: &mut Vec<String>) {
     for e in t.poll(&|_| None) {
@@ -128,8 +119,7 @@ proptest! {
                 }
                 Op::CopyTruncate | Op::CopyTruncatePartial => {
                     if log.exists() && seen_live {
-                        std::fs::copy(&log, dir.path().join("audit.log.1")).unwrap();
-                        std::fs::OpenOptions::new().write(true).truncate(true).open(&log).unwrap();
+                        copytruncate(&log);
                         // What was written since the last poll went to the copy only.
                         for lost in unread.drain(..) {
                             expected.retain(|l| *l != lost);

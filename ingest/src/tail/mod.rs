@@ -9,6 +9,8 @@ pub mod checkpoint;
 pub mod fingerprint;
 pub mod follower;
 pub mod tailer;
+#[cfg(test)]
+mod test_files;
 
 pub use checkpoint::{Checkpoint, CheckpointStore};
 pub use fingerprint::FileId;

@@ -513,8 +513,8 @@ fn wildcard(pattern: &str, name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_files::{append, copytruncate};
     use super::*;
-    use std::io::Write;
 
     fn lines(events: &[TailEvent]) -> Vec<String> {
         events
@@ -527,16 +527,6 @@ mod tests {
             })
             .flat_map(|s| s.lines().map(String::from).collect::<Vec<_>>())
             .collect()
-    }
-
-    fn append(path: &Path, text: &str) {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
     }
 
     #[test]
@@ -601,12 +591,7 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(lines(&t.poll(&|_| None)), ["a", "b"]);
-        std::fs::copy(&log, dir.path().join("audit.log.1")).unwrap();
-        std::fs::OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(&log)
-            .unwrap();
+        copytruncate(&log);
         append(&log, "c\nlonger line that reaches past the old offset\n");
         assert_eq!(
             lines(&t.poll(&|_| None)),
@@ -630,16 +615,6 @@ mod tests {
             }
         }
         lines(events)
-    }
-
-    fn copytruncate(log: &Path) {
-        let copy = log.with_extension("log.1");
-        std::fs::copy(log, copy).unwrap();
-        std::fs::OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(log)
-            .unwrap();
     }
 
     /// The sequence seen at 3,000 lines a second: copytruncate, then a first line written in
