@@ -5,9 +5,9 @@
 
 /// mimalloc instead of glibc's allocator: decoding allocates and frees small strings and vectors
 /// for every event, and the scan takes less time with it at the same peak memory (see README,
-/// Performance). It is built without transparent huge pages, which kept some 70 MiB more
-/// resident and spent a fifth of the CPU clearing huge pages. Word-aligned requests take its
-/// unaligned fast path (`alloc`).
+/// Performance). It is built without transparent huge pages, which keep much more memory
+/// resident and spend CPU time clearing huge pages. Word-aligned requests take its unaligned
+/// fast path (`alloc`).
 #[global_allocator]
 static GLOBAL: alloc::Allocator = alloc::Allocator;
 
@@ -16,9 +16,9 @@ static GLOBAL: alloc::Allocator = alloc::Allocator;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Memory that mimalloc frees goes back to the system at once rather than after a second, so
-/// that peak memory stays the same however long the input: with the delay, a scan peaked
-/// anywhere between 200 and 250 MiB from run to run. `MIMALLOC_PURGE_DELAY` (milliseconds) still
-/// chooses otherwise.
+/// that peak memory stays the same however long the input (with the delay, a scan's peak
+/// varies from run to run by as much as the memory it needs). `MIMALLOC_PURGE_DELAY`
+/// (milliseconds) still chooses otherwise.
 fn return_freed_memory_at_once() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
         return;

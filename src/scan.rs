@@ -64,9 +64,8 @@ const SHOWN_BAD_RECORDS: usize = 5;
 /// Reasons for refusing records that the summary lists, the most common first.
 const SHOWN_REASONS: usize = 10;
 /// Rows of screened batches joined before the rules see them. Fewer rows per run cost more per
-/// row, but whatever is held when the input ends is judged after decoding, alone on one core:
-/// on the 200,000-event benchmark log (6,600 rows kept), 2,048 rows made the scan 7% faster
-/// than 8,192 and no slower than 1,024 or 4,096.
+/// row, but whatever is held when the input ends is judged after decoding, alone on one core;
+/// this size balances the two on the benchmark log (`benches/README.md`).
 const JOINED_ROWS: usize = 2048;
 const PROGRESS_MIN_BYTES: u64 = 32 << 20;
 

@@ -763,8 +763,8 @@ static ANNOTATION_FINDERS: LazyLock<[Finder<'static>; 3]> =
 
 impl<'a> KnownAnnotations<'a> {
     /// The known annotations of an Event's `annotations` object, given as its raw JSON text.
-    /// Each key is looked up in the text instead of parsing the whole map a second time (that
-    /// was a twentieth of decoding: nearly every event carries annotations).
+    /// Each key is looked up in the text instead of parsing the whole map a second time: nearly
+    /// every event carries annotations, so a second parse would be a real share of decoding.
     pub(crate) fn find(raw: &'a str) -> KnownAnnotations<'a> {
         let [decision, reason, violations] = &*ANNOTATION_FINDERS;
         KnownAnnotations {
@@ -855,9 +855,8 @@ fn string_member<'a>(raw: &'a str, key: &Finder<'_>) -> Option<Cow<'a, str>> {
 /// The JSON string at the start of `text` (from its opening quote), unescaped, borrowed when it
 /// has no escapes; `None` when `text` does not start with a string. `text` comes from JSON that
 /// serde_json has already read whole, so the string is well formed; a lone UTF-16 surrogate
-/// escape becomes U+FFFD. (serde_json's own string reader, used here before, was half the cost
-/// of finding the annotations: it is made for untrusted input and copies through a scratch
-/// buffer.)
+/// escape becomes U+FFFD. (serde_json's own string reader is made for untrusted input and
+/// copies through a scratch buffer, which costs more than the search that found the string.)
 fn json_string(text: &str) -> Option<Cow<'_, str>> {
     let mut rest = text.strip_prefix('"')?;
     // Filled from the first escape on; until then the string is a slice of `text`.

@@ -200,8 +200,7 @@ impl<'a> JsonReader<'a> {
     /// A string, from its opening quote: its text between the quotes as written, and whether
     /// it has escapes. Escapes are checked for form (serde_json checks surrogates only when it
     /// decodes a string, which [`Self::string`] does). Always inlined: most strings are short,
-    /// and setting up and returning from its calls was about 60 of its 205 million instructions
-    /// in the benchmark scan (3.076 -> 3.025 billion in all).
+    /// and a call's set-up and return would cost a good part of reading one.
     #[inline(always)]
     fn raw_string(&mut self) -> Step<(&'a str, bool)> {
         if self.peek()? != b'"' {
@@ -215,7 +214,7 @@ impl<'a> JsonReader<'a> {
     }
 
     /// A string value, unescaped; borrowed when it has no escapes. Always inlined, like
-    /// [`Self::raw_string`] (3.025 -> 3.009 billion instructions for the benchmark scan).
+    /// [`Self::raw_string`].
     #[inline(always)]
     pub(crate) fn string(&mut self) -> Step<Cow<'a, str>> {
         let (raw, escaped) = self.raw_string()?;
@@ -226,8 +225,7 @@ impl<'a> JsonReader<'a> {
         }
     }
 
-    /// A string or `null`. Always inlined, like [`Self::raw_string`] (3.001 -> 2.983 billion
-    /// instructions for the benchmark scan).
+    /// A string or `null`. Always inlined, like [`Self::raw_string`].
     #[inline(always)]
     pub(crate) fn opt_string(&mut self) -> Step<Option<Cow<'a, str>>> {
         if self.null()? {
@@ -244,7 +242,7 @@ impl<'a> JsonReader<'a> {
         }
         let mut more = self.open(b'[', b']')?;
         // Room for the usual few items at once: growing from empty takes the vector's
-        // out-of-line growth path (18 million of 3.56 billion instructions of the bench scan).
+        // out-of-line growth path.
         let mut items = if more {
             Vec::with_capacity(4)
         } else {
@@ -374,7 +372,7 @@ impl<'a> JsonReader<'a> {
     /// Passes over the string, number or literal that starts with `first` (just peeked), or
     /// says it is a container (`false`, nothing consumed). Inlined into the loops over a
     /// container's items, so that only nested containers cost a call: most skipped values are
-    /// strings (the benchmark scan's skipped objects took 1.7 million calls before).
+    /// strings.
     #[inline(always)]
     fn skip_scalar(&mut self, first: u8) -> Step<bool> {
         let bytes = self.bytes();
@@ -508,7 +506,8 @@ fn spaces(bytes: &[u8], mut at: usize) -> usize {
 
 /// The position after the string whose opening quote is at `at`, and whether it has escapes
 /// (checked for form). Most strings have none: that case is small enough to inline into every
-/// caller, and the rest continues out of line (the call's set-up was a third of its cost).
+/// caller, and the rest continues out of line (a call's set-up would cost as much as the
+/// common case itself).
 #[inline(always)]
 fn string_end(bytes: &[u8], at: usize) -> Step<(usize, bool)> {
     match quote_or_backslash(bytes, at + 1) {

@@ -55,9 +55,9 @@ pub struct AuditRow<'a> {
 /// `sourceIPs`: equal texts mean equal user, impersonation and user agent columns.
 ///
 /// The source addresses are left out because they vary far more than the rest (a kubelet per
-/// node address, a person per workstation): with them, the 200,000-event benchmark log has
-/// 4,178 kinds of identity text and their lookups missed the cache; without them, 56. The
-/// screen finds an address's verdict by the address itself.
+/// node address, a person per workstation): with them, a cluster has thousands of kinds of
+/// identity text and their lookups miss the cache; without them, a few dozen. The screen finds
+/// an address's verdict by the address itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdentityText<'a> {
     /// From the value of `user` to the start of the value of `sourceIPs`; to the end of the
@@ -175,7 +175,7 @@ pub(crate) fn clearable_columns() -> impl Iterator<Item = &'static str> {
 }
 
 /// The columns that nobody reads, cleared from each row before it joins a batch: copying the
-/// text of columns that no rule looks at was a good part of decoding.
+/// text of columns that no rule looks at would be a good part of decoding.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Omissions(Vec<Clear>);
 

@@ -498,10 +498,10 @@ const IDENTITY_COLUMNS: [Column; 5] = [
 const UNKNOWN: u32 = u32::MAX;
 
 /// The value ids of the sets of identity columns, by the text of an event's identity members.
-/// Four rules of the built-in pack pass every key combination and are turned down only by their
-/// user, impersonation, user agent and source address: nearly every row took a lookup of each.
-/// The text of the user, impersonation and user agent repeats as much as any of them (56 kinds
-/// in the 200,000-event benchmark log), so one lookup of it finds the ids of them all.
+/// Some rules pass every key combination and are turned down only by their user,
+/// impersonation, user agent and source address, so nearly every row needs a lookup of each.
+/// The text of the user, impersonation and user agent repeats as much as any of them (a cluster
+/// has a few dozen kinds), so one lookup of it finds the ids of them all.
 struct IdentityIds {
     /// Sets of identity columns: the ids kept for each identity.
     slots: usize,

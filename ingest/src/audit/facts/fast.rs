@@ -1,13 +1,13 @@
 //! Pods and workloads read for their facts by the audit JSON reader instead of serde_json.
 //!
-//! serde_json spent about 19,000 instructions on each such object of the benchmark log (most
-//! of it passing over the members no fact comes from: managed fields, status, probes), a
-//! twentieth of a whole scan. This reads the same typed structs with the reader, which skips
-//! unneeded values faster, and gives up whenever it is unsure (a type other than the struct's,
-//! a duplicate member, a number with a sign or a fraction, a label that is not a string, a
-//! member of the other carriers' shapes, a control byte anywhere): serde_json then reads the
-//! object as before. So an object it accepts has the facts serde_json gives; the tests check
-//! that on every fixture object and on damaged ones.
+//! Most of a pod or workload object is members that no fact comes from (managed fields,
+//! status, probes), and serde_json's typed reading spends most of its time passing over them.
+//! This reads the same typed structs with the reader, which skips unneeded values at a fraction
+//! of that cost, and gives up whenever it is unsure (a type other than the struct's, a
+//! duplicate member, a number with a sign or a fraction, a label that is not a string, a member
+//! of the other carriers' shapes, a control byte anywhere): serde_json then reads the object.
+//! So an object it accepts has the facts serde_json gives; the tests check that on every
+//! fixture object and on damaged ones.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
