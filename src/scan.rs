@@ -131,7 +131,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
             max_event_bytes: args
                 .max_event_bytes
                 .or(config.max_event_bytes)
-                .unwrap_or(1 << 20),
+                .unwrap_or(audithound_ingest::DEFAULT_MAX_EVENT_BYTES),
         },
         ..ReadOptions::default()
     };
@@ -221,10 +221,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
                 }
                 DecodedBatch::Bad(bad) => {
                     if let Some(w) = dead_letter.as_mut() {
-                        let line = serde_json::json!({
-                            "source": &*bad.source, "line": bad.line, "offset": bad.offset,
-                            "error": bad.error.to_string(), "excerpt": bad.excerpt,
-                        });
+                        let line = bad.dead_letter().to_json_line();
                         writeln!(w, "{line}").context("writing the dead-letter file")?;
                     }
                     if shown_bad.len() < SHOWN_BAD_RECORDS {

@@ -29,7 +29,7 @@ use audithound_api::Metrics;
 use audithound_ingest::capture::{CaptureStore, PartName};
 use audithound_ingest::tail::follower::FollowItem;
 use audithound_ingest::tail::{CheckpointStore, FileId, TailEvent, Tailer, TailerOptions};
-use audithound_ingest::{AuditDecoder, DecodeOptions};
+use audithound_ingest::{AuditDecoder, DeadLetter, DecodeError, DecodeOptions};
 use audithound_models::{Catalog, Finding, TableKind};
 use clap::Args;
 
@@ -193,7 +193,7 @@ struct Work {
     start: u64,
     end: u64,
     batches: Vec<(TableKind, audithound_ingest::RecordBatch)>,
-    dead: Vec<String>,
+    dead: Vec<DeadLetter>,
 }
 
 impl Work {
@@ -204,7 +204,7 @@ impl Work {
             .iter()
             .map(|(_, b)| b.get_array_memory_size())
             .sum();
-        batches + self.dead.iter().map(String::len).sum::<usize>()
+        batches + self.dead.iter().map(DeadLetter::heap_bytes).sum::<usize>()
     }
 }
 
@@ -263,13 +263,19 @@ pub fn run_pipeline(
         .collect();
     let tailer_options = TailerOptions {
         paths: settings.audit_logs.clone(),
-        max_line: settings.config.max_event_bytes.unwrap_or(1 << 20),
+        max_line: settings
+            .config
+            .max_event_bytes
+            .unwrap_or(audithound_ingest::DEFAULT_MAX_EVENT_BYTES),
         from_beginning: !settings.config.start_at_end,
         ..TailerOptions::default()
     };
     let decode_options = DecodeOptions {
         cluster: settings.config.cluster.clone(),
-        max_event_bytes: settings.config.max_event_bytes.unwrap_or(1 << 20),
+        max_event_bytes: settings
+            .config
+            .max_event_bytes
+            .unwrap_or(audithound_ingest::DEFAULT_MAX_EVENT_BYTES),
         // The capture store keeps every column and every event for forensics.
         audit_columns: None,
         screen: None,
@@ -376,6 +382,7 @@ fn read_loop(
     tx: SyncSender<Work>,
     stop: Arc<AtomicBool>,
 ) {
+    let max_line = options.max_line;
     let mut tailer = Tailer::new(options);
     let mut decoder = AuditDecoder::new(decode);
     let mut file_headers: std::collections::HashMap<FileId, Vec<Vec<u8>>> =
@@ -413,13 +420,16 @@ fn read_loop(
                     }
                 }
                 TailEvent::Item(FollowItem::Oversized(o)) => {
-                    let dead = vec![
-                        serde_json::json!({
-                            "source": o.path.display().to_string(), "offset": o.offset,
-                            "error": format!("line of {} bytes exceeds the limit", o.size),
-                        })
-                        .to_string(),
-                    ];
+                    let oversized = DecodeError::Oversized {
+                        size: usize::try_from(o.size).unwrap_or(usize::MAX),
+                        limit: max_line,
+                    };
+                    let dead = vec![DeadLetter::refused(
+                        o.path.display().to_string(),
+                        o.offset,
+                        &oversized,
+                        &[],
+                    )];
                     Work {
                         id: o.id,
                         path: o.path,
@@ -506,7 +516,7 @@ fn decode_chunk(
     refusals: &mut Refusals,
 ) -> (
     Vec<(TableKind, audithound_ingest::RecordBatch)>,
-    Vec<String>,
+    Vec<DeadLetter>,
 ) {
     let mut dead = Vec::new();
     let mut offset = start;
@@ -524,22 +534,22 @@ fn decode_chunk(
         let outcome = decoder.decode(line);
         refusals.untimed(outcome.untimed, path);
         for e in outcome.errors {
-            let excerpt = String::from_utf8_lossy(&line[..line.len().min(256)])
-                .trim_end()
-                .to_string();
-            let reason = e.reason();
-            dead.push(
-                serde_json::json!({"source": path.display().to_string(), "offset": offset, "error": e.to_string(), "reason": &reason, "excerpt": excerpt})
-                    .to_string(),
-            );
-            refusals.refused(reason, path, offset);
+            let letter = DeadLetter::refused(path.display().to_string(), offset, &e, line);
+            refusals.refused(letter.reason.clone(), path, offset);
+            dead.push(letter);
         }
         offset += line.len() as u64;
     }
     let batches = match decoder.flush() {
         Ok(b) => b,
         Err(e) => {
-            dead.push(serde_json::json!({"source": path.display().to_string(), "offset": start, "error": format!("batch assembly failed: {e}")}).to_string());
+            let error = DecodeError::BatchAssembly(e.to_string());
+            dead.push(DeadLetter::refused(
+                path.display().to_string(),
+                start,
+                &error,
+                &[],
+            ));
             Vec::new()
         }
     };

@@ -767,3 +767,55 @@ fn a_query_over_raw_logs_gets_the_columns_it_names_and_all_of_them_with_a_star()
         "{counted:?}"
     );
 }
+
+#[test]
+fn the_dead_letter_file_keeps_each_refused_record_with_where_what_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let letters = dir.path().join("dead.ndjson");
+    let log = root().join("fixtures/audit/native/malformed-mixed.log");
+    let out = run(&[
+        "scan",
+        "--dead-letter",
+        letters.to_str().unwrap(),
+        log.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&letters).unwrap();
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let lines: Vec<u64> = rows.iter().map(|r| r["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, [2, 4, 5, 7, 8], "{text}");
+    let source = std::fs::read_to_string(&log).unwrap();
+    let source_lines: Vec<&str> = source.lines().collect();
+    for row in &rows {
+        assert!(
+            row["source"]
+                .as_str()
+                .unwrap()
+                .ends_with("malformed-mixed.log")
+        );
+        let line = source_lines[row["line"].as_u64().unwrap() as usize - 1];
+        assert!(line.starts_with(row["excerpt"].as_str().unwrap()), "{row}");
+        let offset = row["offset"].as_u64().unwrap() as usize;
+        assert!(source[offset..].starts_with(line), "{row}");
+        assert!(!row["error"].as_str().unwrap().is_empty(), "{row}");
+    }
+    assert_eq!(
+        rows[1]["reason"],
+        "malformed JSON: invalid type: integer, expected a string"
+    );
+    assert_eq!(
+        rows[1]["reason"], rows[3]["reason"],
+        "one reason, two records"
+    );
+    assert_eq!(
+        rows[4]["reason"],
+        "not a Kubernetes audit event: kind `ConfigMap` is not Event or EventList"
+    );
+}

@@ -278,6 +278,90 @@ fn parts_written_after_the_last_checkpoint_are_rolled_back_and_read_again_once()
     );
 }
 
+/// Records the sidecar cannot decode (not JSON, larger than the limit) go to the dead-letter
+/// store with where they were and why, and the good lines around them are all stored.
+#[test]
+fn refused_records_are_dead_letters_with_their_reason_and_the_rest_is_stored() {
+    /// An event cut off in the middle, as a crashed writer leaves it.
+    const TRUNCATED: &str = "{\"kind\":\"Event\",\"auditID\":\"trunc";
+    let dir = tempfile::tempdir().unwrap();
+    let (logs, data, stderr) = (
+        dir.path().join("logs"),
+        dir.path().join("data"),
+        dir.path().join("sidecar.log"),
+    );
+    std::fs::create_dir_all(&logs).unwrap();
+    let lines = generate(dir.path(), 200);
+    let limit = lines.iter().map(String::len).max().unwrap() + 10;
+    let config = dir.path().join("audithound.toml");
+    std::fs::write(&config, format!("max_event_bytes = {limit}\n")).unwrap();
+    let (before, after) = lines.split_at(100);
+    let oversized = format!("{{\"kind\":\"Event\",\"pad\":\"{}\"}}", "x".repeat(limit));
+    let text = [
+        before.join("\n"),
+        TRUNCATED.into(),
+        oversized,
+        after.join("\n"),
+    ]
+    .join("\n")
+        + "\n";
+    std::fs::write(logs.join("audit.log"), &text).unwrap();
+    let err = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&stderr)
+        .unwrap();
+    let mut child = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--audit-log")
+        .arg(logs.join("audit*.log"))
+        .arg("--data-dir")
+        .arg(&data)
+        .env("AUDITHOUND_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .unwrap();
+    assert_eq!(wait_for_count(&data, lines.len()), lines.len());
+    stop(&mut child, &stderr);
+    let mut letters: Vec<serde_json::Value> = Vec::new();
+    for entry in std::fs::read_dir(data.join("capture/dead_letter")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "ndjson") {
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                letters.push(serde_json::from_str(line).unwrap());
+            }
+        }
+    }
+    letters.sort_by_key(|l| l["offset"].as_u64());
+    let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+    assert_eq!(letters.len(), 2, "{letters:?}\n{log}");
+    let bad_offset = (before.join("\n").len() + 1) as u64;
+    assert_eq!(letters[0]["offset"].as_u64(), Some(bad_offset));
+    assert_eq!(letters[0]["excerpt"], TRUNCATED);
+    assert!(
+        letters[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("malformed JSON"),
+        "{}",
+        letters[0]
+    );
+    assert_eq!(
+        letters[1]["offset"].as_u64(),
+        Some(bad_offset + TRUNCATED.len() as u64 + 1)
+    );
+    assert_eq!(
+        letters[1]["reason"],
+        format!("event larger than the limit of {limit} bytes")
+    );
+    assert!(
+        log.contains("records refused (kept as dead letters)"),
+        "the first refusal of each reason is logged\n{log}"
+    );
+}
+
 /// Waits until the capture store holds `n` events (or a minute has passed); returns how many.
 fn wait_for_count(data: &Path, n: usize) -> usize {
     let deadline = Instant::now() + Duration::from_secs(60);

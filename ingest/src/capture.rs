@@ -29,6 +29,8 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
+use crate::dead_letter::DeadLetter;
+
 /// Why the capture store could not do something.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
@@ -192,7 +194,7 @@ impl CaptureStore {
         Ok(())
     }
 
-    /// Keeps records that could not be decoded, as NDJSON lines (position, error, excerpt), in
+    /// Keeps records that could not be decoded, as NDJSON lines ([`DeadLetter`]), in
     /// `dead_letter/part-<source>-<start>-<end>.ndjson`: the same naming and rollback as parts,
     /// so a replay never stores a dead letter twice.
     pub fn write_dead_letters(
@@ -200,14 +202,17 @@ impl CaptureStore {
         source: &str,
         start: u64,
         end: u64,
-        lines: &[String],
+        letters: &[DeadLetter],
     ) -> Result<PathBuf, CaptureError> {
         let dir = self.table_dir("dead_letter");
         fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
         let path = dir.join(format!("part-{source}-{start}-{end}.ndjson"));
         let tmp = dir.join(format!(".part-{source}-{start}-{end}.tmp"));
-        let mut text = lines.join("\n");
-        text.push('\n');
+        let mut text = String::new();
+        for letter in letters {
+            text.push_str(&letter.to_json_line());
+            text.push('\n');
+        }
         {
             let mut f = File::create(&tmp).map_err(io_err("creating", &tmp))?;
             io::Write::write_all(&mut f, text.as_bytes()).map_err(io_err("writing", &tmp))?;

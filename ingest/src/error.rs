@@ -26,6 +26,10 @@ pub enum DecodeError {
     /// A record that is not valid UTF-8.
     #[error("record is not valid UTF-8")]
     NotUtf8,
+    /// Decoded rows that could not be assembled into a batch: the decoder and the table's
+    /// schema disagree (a bug), reported for the records of the batch rather than a panic.
+    #[error("building an Arrow batch failed: {0}")]
+    BatchAssembly(String),
 }
 
 impl DecodeError {
@@ -55,6 +59,7 @@ impl DecodeError {
             }
             DecodeError::BadTimestamp(_) => "invalid timestamp".into(),
             DecodeError::NotUtf8 => "record is not valid UTF-8".into(),
+            DecodeError::BatchAssembly(_) => "building an Arrow batch failed".into(),
         }
     }
 }

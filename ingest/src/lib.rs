@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod capture;
+pub mod dead_letter;
 pub mod error;
 pub mod framing;
 pub mod input;
@@ -17,7 +18,8 @@ pub mod tail;
 pub mod time;
 
 pub use arrow::record_batch::RecordBatch;
-pub use audit::{AuditDecoder, DecodeOptions, RecordOutcome};
+pub use audit::{AuditDecoder, DEFAULT_MAX_EVENT_BYTES, DecodeOptions, RecordOutcome};
+pub use dead_letter::DeadLetter;
 pub use error::{DecodeError, InputError};
 pub use framing::{FramedRecord, Framer};
 pub use reader::{BadRecord, DecodedBatch, ReadOptions, ReadStats, read_audit_inputs};

@@ -15,6 +15,7 @@ use arrow::record_batch::RecordBatch;
 use audithound_models::TableKind;
 
 use crate::audit::{AuditDecoder, DecodeOptions, is_header_line};
+use crate::dead_letter::DeadLetter;
 use crate::error::{DecodeError, InputError};
 use crate::framing::{FramedRecord, Framer};
 use crate::input::InputSource;
@@ -56,6 +57,20 @@ pub struct BadRecord {
     pub error: DecodeError,
     /// The start of the record, for the dead-letter output.
     pub excerpt: String,
+}
+
+impl BadRecord {
+    /// The record's dead letter, as the scan's `--dead-letter` file keeps it.
+    pub fn dead_letter(&self) -> DeadLetter {
+        DeadLetter {
+            source: self.source.to_string(),
+            line: Some(self.line),
+            offset: self.offset,
+            error: self.error.to_string(),
+            reason: self.error.reason(),
+            excerpt: self.excerpt.clone(),
+        }
+    }
 }
 
 /// Counts over everything read.
@@ -148,7 +163,6 @@ struct Decoded {
     stats: ReadStats,
 }
 
-const EXCERPT_BYTES: usize = 256;
 const CHUNK_BYTES: usize = 16 << 20;
 
 /// Reads every input in order, decodes on `options.workers` threads, and calls `sink` on the
@@ -393,7 +407,7 @@ fn decode_chunk(
                 line: record.line,
                 offset: record.offset,
                 error,
-                excerpt: excerpt(bytes),
+                excerpt: crate::dead_letter::excerpt(bytes),
             });
         }
     }
@@ -405,7 +419,7 @@ fn decode_chunk(
                 source: Arc::clone(&chunk.source),
                 line: chunk.records.first().map_or(0, |r| r.1.line),
                 offset: 0,
-                error: DecodeError::NotAuditEvent(format!("batch assembly failed: {e}")),
+                error: DecodeError::BatchAssembly(e.to_string()),
                 excerpt: String::new(),
             });
             Vec::new()
@@ -419,11 +433,6 @@ fn decode_chunk(
         stats,
     };
     (decoded, chunk.data)
-}
-
-fn excerpt(bytes: &[u8]) -> String {
-    let cut = bytes.len().min(EXCERPT_BYTES);
-    String::from_utf8_lossy(&bytes[..cut]).into_owned()
 }
 
 fn deliver_in_order<E>(

@@ -59,11 +59,15 @@ pub struct DecodeOptions {
     pub screen: Option<ScreenHandle>,
 }
 
+/// Largest event accepted by default, in bytes: larger than any event an apiserver writes for
+/// a real object, small enough that one hostile line cannot take much memory.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
+
 impl Default for DecodeOptions {
     fn default() -> Self {
         DecodeOptions {
             cluster: None,
-            max_event_bytes: 1 << 20,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             audit_columns: None,
             screen: None,
         }

@@ -37,7 +37,7 @@ impl Default for TailerOptions {
     fn default() -> Self {
         TailerOptions {
             paths: Vec::new(),
-            max_line: 1 << 20,
+            max_line: crate::DEFAULT_MAX_EVENT_BYTES,
             read_budget: 4 << 20,
             from_beginning: true,
         }
