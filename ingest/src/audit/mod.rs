@@ -36,10 +36,7 @@ pub use screen::{RuleBits, ScreenHandle, ScreenJudge, SetOnDrop};
 use audithound_models::TableKind;
 
 use crate::error::DecodeError;
-use crate::netlog::hubble::{self, HubbleRecord};
-use crate::netlog::zeek::{self, TsvHeader};
-use crate::netlog::{coredns, vpc};
-use crate::table_builder::TableBuilder;
+use crate::netlog::decoder::{self as netlog, NetlogDecoder, NetlogOutcome};
 use crate::time::parse_rfc3339_micros;
 use event::{Envelope, Wanted};
 use native::Surroundings;
@@ -99,12 +96,8 @@ pub struct AuditDecoder {
     omissions: Omissions,
     /// What the envelope reader decodes (less when columns are left out).
     wanted: Wanted,
-    dns: TableBuilder,
-    flow: TableBuilder,
-    /// Header of the Zeek TSV file being read, if any.
-    zeek: Option<TsvHeader>,
-    /// Fields named by a VPC flow log header line (empty: the v2 default format).
-    vpc_fields: Vec<String>,
+    /// The DNS and flow records among the log's records.
+    netlog: NetlogDecoder,
     /// The time of the last audit event of the file being read: an event without a time of its
     /// own or around it is judged at the time of the event before it (it was logged between
     /// its neighbours), so that a scan gives the same findings every time and event time does
@@ -144,19 +137,14 @@ pub fn is_known_text_line(line: &str) -> bool {
         None => (line, false),
     };
     (cri && line.starts_with('{'))
-        || (line.starts_with("#separator") || line.starts_with("#fields"))
         || syslog_payload(line).is_some()
-        || vpc::is_header(line)
-        || vpc::looks_like(line, &[])
-        || coredns::looks_like(line)
+        || netlog::is_known_text_line(line)
 }
 
 /// Text lines of the decoders that are per-file state, not events: they set how the lines after
 /// them are read.
 pub fn is_header_line(line: &[u8]) -> bool {
-    let line = trim(strip_bom(line));
-    line.starts_with(b"#")
-        || (line.starts_with(b"version ") && std::str::from_utf8(line).is_ok_and(vpc::is_header))
+    netlog::is_header_line(trim(strip_bom(line)))
 }
 
 const MAX_NESTING: u8 = 4;
@@ -173,24 +161,20 @@ impl AuditDecoder {
                 screened_latest: None,
             },
             options,
-            dns: TableBuilder::new(TableKind::Dns),
-            flow: TableBuilder::new(TableKind::Flow),
-            zeek: None,
-            vpc_fields: Vec::new(),
+            netlog: NetlogDecoder::default(),
             last_time: None,
         }
     }
 
     /// Rows decoded and not yet flushed.
     pub fn buffered_rows(&self) -> usize {
-        self.audit.builder.len() + self.dns.len() + self.flow.len()
+        self.audit.builder.len() + self.netlog.len()
     }
 
     /// Forgets per-file state (Zeek and VPC headers, the last event's time): call before reading
     /// another file, or another part of one.
     pub fn reset_file_state(&mut self) {
-        self.zeek = None;
-        self.vpc_fields.clear();
+        self.netlog.reset_file_state();
         self.last_time = None;
     }
 
@@ -224,12 +208,7 @@ impl AuditDecoder {
         if !self.audit.builder.is_empty() {
             out.push((TableKind::Audit, self.audit.builder.finish()?));
         }
-        if !self.dns.is_empty() {
-            out.push((TableKind::Dns, self.dns.finish()?));
-        }
-        if !self.flow.is_empty() {
-            out.push((TableKind::Flow, self.flow.finish()?));
-        }
+        self.netlog.flush(&mut out)?;
         Ok(out)
     }
 
@@ -261,56 +240,8 @@ impl AuditDecoder {
         let cluster = cluster
             .or(self.options.cluster.as_deref())
             .map(String::from);
-        if line.starts_with('#') {
-            self.zeek
-                .get_or_insert_with(TsvHeader::default)
-                .absorb(line);
-            return;
-        }
-        if vpc::is_header(line) {
-            self.vpc_fields = line.split_whitespace().map(String::from).collect();
-            return;
-        }
-        let now = time_hint.unwrap_or_else(|| chrono::Utc::now().timestamp_micros());
-        if let Some(header) = self
-            .zeek
-            .as_ref()
-            .filter(|h| !h.fields.is_empty() && line.contains('\t'))
-        {
-            match zeek::parse_tsv(line, header) {
-                Ok(mut row) => {
-                    row.cluster = cluster;
-                    self.dns.append(row.cells());
-                    out.events += 1;
-                }
-                Err(DecodeError::NotAuditEvent(m)) if m.contains("only dns.log") => {
-                    out.skipped += 1
-                }
-                Err(e) => out.errors.push(e),
-            }
-            return;
-        }
-        if vpc::looks_like(line, &self.vpc_fields) {
-            match vpc::parse(line, &self.vpc_fields) {
-                Ok(Some(mut row)) => {
-                    row.cluster = cluster;
-                    self.flow.append(row.cells());
-                    out.events += 1;
-                }
-                Ok(None) => out.skipped += 1,
-                Err(e) => out.errors.push(e),
-            }
-            return;
-        }
-        if coredns::looks_like(line) {
-            match coredns::parse(line, now) {
-                Ok(mut row) => {
-                    row.cluster = cluster;
-                    self.dns.append(row.cells());
-                    out.events += 1;
-                }
-                Err(e) => out.errors.push(e),
-            }
+        let now = || time_hint.unwrap_or_else(|| chrono::Utc::now().timestamp_micros());
+        if counted(self.netlog.decode_text(line, cluster, now), out) {
             return;
         }
         // An event sent through syslog: `<133>Oct 21 10:37:55 host k8s-audit: {...}`.
@@ -350,36 +281,10 @@ impl AuditDecoder {
             .or(self.options.cluster.as_deref())
             .map(String::from);
         let text = std::str::from_utf8(bytes).ok()?;
-        if has("flow") || (has("verdict") && has("IP")) {
-            match hubble::parse(text, has("flow")) {
-                Ok(HubbleRecord::Flow(mut row)) => {
-                    row.cluster = cluster;
-                    self.flow.append(row.cells());
-                    out.events += 1;
-                }
-                Ok(HubbleRecord::Dns(mut row)) => {
-                    row.cluster = cluster;
-                    self.dns.append(row.cells());
-                    out.events += 1;
-                }
-                Ok(HubbleRecord::Skipped) => out.skipped += 1,
-                Err(e) => out.errors.push(e),
-            }
-            return Some(());
-        }
-        if has("id.orig_h") {
-            self.push_zeek_json(text, cluster, out);
-            return Some(());
-        }
-        if let [(key, value)] = env.unknown.as_slice()
-            && value.starts_with('{')
-            && value.contains("\"ts\"")
-        {
-            if key == "dns" {
-                self.push_zeek_json(value, cluster, out);
-            } else {
-                out.skipped += 1; // another Zeek log in Metron's wrapper
-            }
+        if counted(
+            self.netlog.decode_json(text, &env.unknown, cluster.clone()),
+            out,
+        ) {
             return Some(());
         }
         let time = member("time").and_then(|t| native::timestamp_value(t).ok());
@@ -423,17 +328,6 @@ impl AuditDecoder {
             return Some(());
         }
         None
-    }
-
-    fn push_zeek_json(&mut self, text: &str, cluster: Option<String>, out: &mut RecordOutcome) {
-        match zeek::parse_json(text) {
-            Ok(mut row) => {
-                row.cluster = cluster;
-                self.dns.append(row.cells());
-                out.events += 1;
-            }
-            Err(e) => out.errors.push(e),
-        }
     }
 
     fn decode_value(
@@ -701,6 +595,18 @@ struct CloudWatchEvent<'a> {
 
 /// Whether a record without `kind` is an audit event: it has a member only events have. Data
 /// lakes and test suites keep a few members of an event and drop the rest.
+/// Counts what the network-log decoders made of a record; whether it was theirs.
+fn counted(outcome: NetlogOutcome, out: &mut RecordOutcome) -> bool {
+    match outcome {
+        NetlogOutcome::Row => out.events += 1,
+        NetlogOutcome::Header => {}
+        NetlogOutcome::Skipped => out.skipped += 1,
+        NetlogOutcome::Refused(e) => out.errors.push(e),
+        NetlogOutcome::NotNetlog => return false,
+    }
+    true
+}
+
 fn looks_like_event(env: &Envelope<'_>) -> bool {
     env.audit_id.is_some()
         || env.verb.is_some()

@@ -2,8 +2,12 @@
 //! `{"dns": {...}}` wrapper, and TSV with its `#fields` header), Cilium Hubble flows (`hubble
 //! observe -o json` and the exporter's file; L7 DNS flows go to the `dns` table), and AWS VPC flow
 //! logs (the v2 default format, or any format named by a header line).
+//!
+//! [`decoder::NetlogDecoder`] tells these formats apart and builds their rows; the audit decoder
+//! hands it every record that is not an audit event.
 
 pub mod coredns;
+pub mod decoder;
 pub mod hubble;
 pub mod vpc;
 pub mod zeek;
